@@ -1,0 +1,1 @@
+"""The four nnmon processors (features, model, metric, plot) and the CLI."""

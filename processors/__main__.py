@@ -1,0 +1,3 @@
+from processors.cli import app
+
+app(prog_name="nnmon")

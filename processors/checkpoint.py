@@ -1,0 +1,53 @@
+"""A processor's checkpoint: its state and the offsets that state covers.
+
+Written atomically (temporary file, fsync, rename), so after a crash the
+file holds either the old checkpoint or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("nnmon.checkpoint")
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    streams: dict[str, int | None]  # stream name -> last processed offset
+    state: dict[str, Any]
+
+
+def load(path: Path, streams: tuple[str, ...]) -> Checkpoint | None:
+    """The checkpoint at `path` if it is readable and covers exactly `streams`."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        log.warning("ignoring unreadable checkpoint %s: %s", path, error)
+        return None
+    if data.get("format") != FORMAT_VERSION or sorted(data.get("streams", {})) != sorted(streams):
+        log.warning("ignoring checkpoint %s: it belongs to other streams", path)
+        return None
+    return Checkpoint(data["streams"], data["state"])
+
+
+def save(path: Path, checkpoint: Checkpoint) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(
+        {"format": FORMAT_VERSION, "streams": checkpoint.streams, "state": checkpoint.state},
+        separators=(",", ":"),
+    )
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "w") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)

@@ -1,0 +1,192 @@
+"""The `nnmon` command line.
+
+Every option can also come from an environment variable (shown in --help),
+which is how compose.yaml and `nnmon up` configure the processors.
+"""
+
+# No `from __future__ import annotations` here: typer reads the annotations of
+# the signatures that `pipeline_command` builds, and needs them as objects.
+
+import asyncio
+import functools
+import inspect
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import rstream
+import typer
+
+from processors.config import PipelineConfig
+from processors.joined import JoinLimits
+from processors.runtime import UsageError, run_until_stopped, setup_logging
+from streams.connection import BrokerError, explain
+from streams.settings import BrokerSettings, Retention, StreamNames
+
+app = typer.Typer(
+    help="Real-time monitor of a model's predictions on RabbitMQ Streams.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+log = logging.getLogger("nnmon")
+
+
+def _option(default: Any, flag: str, env: str, help: str, **extra: Any) -> inspect.Parameter:
+    name = flag.lstrip("-").replace("-", "_")
+    annotation = Annotated[type(default), typer.Option(flag, envvar=env, help=help, **extra)]
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+COMMON_OPTIONS = (
+    _option("127.0.0.1", "--host", "NNMON_HOST", "RabbitMQ host."),
+    _option(5552, "--port", "NNMON_PORT", "RabbitMQ stream port.", min=1, max=65535),
+    _option("guest", "--user", "NNMON_USER", "RabbitMQ user."),
+    _option("guest", "--password", "NNMON_PASSWORD", "RabbitMQ password.", show_default=False),
+    _option("/", "--vhost", "NNMON_VHOST", "RabbitMQ virtual host."),
+    _option("", "--stream-prefix", "NNMON_STREAM_PREFIX",
+            "Prefix of every stream and consumer name, so pipelines can share a broker."),
+    _option(Path("logs"), "--logs-dir", "NNMON_LOGS_DIR", "Where the CSV and PNG go."),
+    _option("7D", "--max-age", "NNMON_MAX_AGE", "Stream retention by age (RabbitMQ units: 7D, 12h)."),
+    _option(1_000_000_000, "--max-bytes", "NNMON_MAX_BYTES", "Stream retention by size.", min=1),
+    _option(50_000_000, "--segment-bytes", "NNMON_SEGMENT_BYTES",
+            "Stream segment size; retention removes whole segments.", min=1),
+    _option(False, "--debug", "NNMON_DEBUG", "Debug logging, and tracebacks on errors."),
+)
+JOIN_OPTIONS = (
+    _option(3600.0, "--join-window", "NNMON_JOIN_WINDOW",
+            "Seconds (event time) an id waits for its other half before it expires.", min=0.001),
+    _option(100_000, "--max-pending", "NNMON_MAX_PENDING",
+            "Most ids waiting for their other half, per side.", min=1),
+)
+
+
+def pipeline_command(*extra: inspect.Parameter) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command the common options (plus `extra`); it receives them as
+    `config` (and by name), runs with clean errors, and exits with its status."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        own = [p for p in inspect.signature(command).parameters.values() if p.name not in ("config", "limits")]
+        added = COMMON_OPTIONS + extra
+        added_names = {p.name for p in added}
+
+        @functools.wraps(command)
+        def wrapper(**values: Any) -> None:
+            common = {name: values.pop(name) for name in list(values) if name in added_names}
+            setup_logging(common["debug"])
+            config = PipelineConfig(
+                broker=BrokerSettings(common["host"], common["port"], common["user"],
+                                      common["password"], common["vhost"]),
+                names=StreamNames(common["stream_prefix"]),
+                retention=Retention(common["max_age"], common["max_bytes"], common["segment_bytes"]),
+                logs_dir=common["logs_dir"],
+            )
+            if "join_window" in common:
+                values["limits"] = JoinLimits(common["join_window"], common["max_pending"])
+            try:
+                status = command(config=config, **values)
+            except UsageError as error:
+                _fail(str(error), common["debug"])
+            except (BrokerError, OSError, TimeoutError, rstream.ServerError) as error:
+                _fail(explain(error, config.broker), common["debug"])
+            raise typer.Exit(status or 0)
+
+        wrapper.__signature__ = inspect.Signature(own + list(added))  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+def _fail(message: str, debug: bool) -> None:
+    if debug:
+        raise
+    typer.echo(f"nnmon: error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+@pipeline_command()
+def features(
+    config: PipelineConfig,
+    interval: Annotated[float, typer.Option(envvar="NNMON_INTERVAL", min=0,
+                                            help="Seconds between events; 0 = as fast as the broker takes them.")] = 10.0,
+    count: Annotated[Optional[int], typer.Option(envvar="NNMON_COUNT", min=1,
+                                                 help="Stop after this many events.")] = None,
+    seed: Annotated[int, typer.Option(envvar="NNMON_SEED", help="Shuffles the order of the rows.")] = 0,
+) -> None:
+    """Publish the diabetes rows as features and y_true events."""
+    from processors.features import run_features
+
+    run_until_stopped(lambda stop: run_features(config, stop, interval, count, seed))
+
+
+@app.command()
+@pipeline_command()
+def model(
+    config: PipelineConfig,
+    model_path: Annotated[Optional[Path], typer.Option(
+        envvar="NNMON_MODEL_PATH",
+        help="A joblib-saved scikit-learn regressor; default: LinearRegression fitted on the diabetes set.")] = None,
+) -> None:
+    """Predict every features event and publish y_pred."""
+    from processors.model import default_predictor, load_predictor, run_model
+
+    predictor = default_predictor() if model_path is None else load_predictor(model_path)
+    run_until_stopped(lambda stop: run_model(config, stop, predictor))
+
+
+@app.command()
+@pipeline_command(*JOIN_OPTIONS)
+def metric(config: PipelineConfig, limits: JoinLimits) -> None:
+    """Join y_true and y_pred by id and append rows to metric_log.csv."""
+    from processors.metric import run_metric
+
+    run_until_stopped(lambda stop: run_metric(config, stop, limits))
+
+
+@app.command()
+@pipeline_command(*JOIN_OPTIONS)
+def plot(
+    config: PipelineConfig,
+    limits: JoinLimits,
+    every: Annotated[float, typer.Option(envvar="NNMON_PLOT_EVERY", min=0.1,
+                                         help="Seconds between redraws under steady traffic.")] = 10.0,
+) -> None:
+    """Draw the distribution of absolute errors to error_distribution.png."""
+    from processors.plot import run_plot
+
+    run_until_stopped(lambda stop: run_plot(config, stop, limits, every))
+
+
+@app.command()
+@pipeline_command()
+def up(
+    config: PipelineConfig,
+    interval: Annotated[float, typer.Option(min=0, help="Seconds between events.")] = 10.0,
+    count: Annotated[Optional[int], typer.Option(
+        min=1, help="Exit 0 once this many new rows are in the CSV and drawn in the PNG.")] = None,
+    seed: Annotated[int, typer.Option(help="Shuffles the order of the rows.")] = 0,
+    every: Annotated[float, typer.Option(min=0.1, help="Seconds between PNG redraws.")] = 10.0,
+    timeout: Annotated[Optional[float], typer.Option(
+        min=0, help="Exit 1 if --count is not reached within this many seconds.")] = None,
+) -> int:
+    """Run all four processors together until Ctrl-C (or --count)."""
+    from processors.up import UpOptions, run_up
+
+    status: list[int] = []
+
+    async def main(stop: asyncio.Event) -> None:
+        status.append(await run_up(config, stop, UpOptions(interval, count, seed, every, timeout)))
+
+    run_until_stopped(main)
+    return status[0]
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app(prog_name="nnmon")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""The metric log: a CSV file of joined rows, appended to and flushed per batch.
+
+The file is a view of the streams. Its length in bytes goes into the metric's
+checkpoint; on start, anything beyond that length (rows written after the
+last checkpoint, or a row cut in half by a kill) is cut off, and the streams
+give those rows again. An exclusive lock keeps a second `metric` from
+writing the same file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from typing import Any
+
+from processors.join import Pair
+from processors.joined import ViewLost
+from processors.rows import HEADER, format_rows
+from processors.runtime import UsageError
+
+
+class CsvLog:
+    def __init__(self, path: Path, state: dict[str, Any] | None) -> None:
+        """Open `path` for appending, keeping the bytes `state` accounts for;
+        with no state, start the file afresh with just the header."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._file = open(path, "a+b")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.close()
+            raise UsageError(f"{path} is in use by another metric process; stop it first") from None
+        keep = int(state["csv_bytes"]) if state else 0
+        if os.fstat(self._file.fileno()).st_size < keep:
+            self._file.close()
+            raise ViewLost(f"{path} is shorter than its checkpoint says")
+        if keep == 0:
+            self._file.truncate(0)
+            self._file.write(HEADER.encode())
+        else:
+            self._file.truncate(keep)
+        self._file.seek(0, os.SEEK_END)
+        self._file.flush()
+
+    def write(self, pairs: list[Pair]) -> None:
+        self._file.write(format_rows(pairs).encode())
+        self._file.flush()
+
+    def sync(self) -> None:
+        os.fsync(self._file.fileno())
+
+    def state(self) -> dict[str, Any]:
+        return {"csv_bytes": self._file.tell()}
+
+    def close(self) -> None:
+        self._file.close()

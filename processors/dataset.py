@@ -1,0 +1,36 @@
+"""scikit-learn's diabetes data set: 442 rows, 10 named features, a target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Dataset:
+    feature_names: tuple[str, ...]
+    features: np.ndarray  # shape (rows, features), float64
+    target: np.ndarray  # shape (rows,), float64
+
+    def row_features(self, row: int) -> dict[str, float]:
+        return {name: float(v) for name, v in zip(self.feature_names, self.features[row])}
+
+
+@lru_cache(maxsize=1)
+def diabetes() -> Dataset:
+    # load_diabetes reads a file shipped inside scikit-learn: no download.
+    from sklearn.datasets import load_diabetes
+
+    bunch = load_diabetes()
+    return Dataset(
+        tuple(bunch.feature_names),
+        np.asarray(bunch.data, dtype=np.float64),
+        np.asarray(bunch.target, dtype=np.float64),
+    )
+
+
+def row_order(rows: int, seed: int) -> np.ndarray:
+    """The order in which `features` cycles through the rows for `seed`."""
+    return np.random.default_rng(seed).permutation(rows)

@@ -1,0 +1,132 @@
+"""Joining y_true and y_pred events by id, with bounded pending state.
+
+Pure: no I/O. Whichever side of an id arrives first waits in `pending` until
+the other side comes. Waiting is bounded twice: in event time (`window_ms`
+behind the newest event seen) and in count (`max_pending` per side). What
+leaves the window unmatched is returned as `Expired` and counted, never
+dropped silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Side(str, Enum):
+    TRUTH = "y_true"
+    PREDICTION = "y_pred"
+
+    @property
+    def other(self) -> Side:
+        return Side.PREDICTION if self is Side.TRUTH else Side.TRUTH
+
+
+@dataclass(frozen=True)
+class Half:
+    """One side of a join: a value, where it was read and its event time (ms)."""
+
+    value: float
+    offset: int
+    event_ms: int
+
+
+@dataclass(frozen=True)
+class Pair:
+    """An id with both sides."""
+
+    id: str
+    y_true: float
+    y_pred: float
+
+    @property
+    def absolute_error(self) -> float:
+        return abs(self.y_true - self.y_pred)
+
+
+@dataclass(frozen=True)
+class Expired:
+    """An id that waited too long, or was pushed out, with no partner."""
+
+    id: str
+    side: Side
+    half: Half
+
+
+@dataclass
+class JoinCounts:
+    joined: int = 0
+    expired: int = 0
+    duplicates: int = 0
+
+
+@dataclass
+class IdJoin:
+    """Joins halves by id. Feed with `add`; collect expiries with `expire`."""
+
+    window_ms: int = 3_600_000
+    max_pending: int = 100_000
+    pending: dict[Side, dict[str, Half]] = field(
+        default_factory=lambda: {Side.TRUTH: {}, Side.PREDICTION: {}}
+    )
+    counts: JoinCounts = field(default_factory=JoinCounts)
+    newest_ms: int = 0
+
+    def add(self, side: Side, event_id: str, half: Half) -> Pair | None:
+        """The joined pair if `event_id`'s other side is waiting, else None."""
+        self.newest_ms = max(self.newest_ms, half.event_ms)
+        partner = self.pending[side.other].pop(event_id, None)
+        if partner is None:
+            waiting = self.pending[side]
+            if event_id in waiting:
+                self.counts.duplicates += 1  # the first one stays, it may still join
+            else:
+                waiting[event_id] = half
+            return None
+        self.counts.joined += 1
+        truth, prediction = (half, partner) if side is Side.TRUTH else (partner, half)
+        return Pair(event_id, truth.value, prediction.value)
+
+    def expire(self) -> list[Expired]:
+        """Remove and return what is older than the window or over the count."""
+        horizon = self.newest_ms - self.window_ms
+        expired: list[Expired] = []
+        for side, waiting in self.pending.items():
+            # Dicts keep insertion order, which is arrival order: the oldest
+            # are first, so stop at the first one still inside the bounds.
+            while waiting:
+                event_id = next(iter(waiting))
+                half = waiting[event_id]
+                if half.event_ms >= horizon and len(waiting) <= self.max_pending:
+                    break
+                del waiting[event_id]
+                expired.append(Expired(event_id, side, half))
+        self.counts.expired += len(expired)
+        return expired
+
+    def pending_count(self) -> int:
+        return sum(len(waiting) for waiting in self.pending.values())
+
+    def to_state(self) -> dict[str, Any]:
+        """A JSON-ready value of the whole join, for checkpoints."""
+        return {
+            "newest_ms": self.newest_ms,
+            "counts": vars(self.counts).copy(),
+            "pending": {
+                side.value: [[i, h.value, h.offset, h.event_ms] for i, h in waiting.items()]
+                for side, waiting in self.pending.items()
+            },
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], window_ms: int, max_pending: int) -> IdJoin:
+        join = cls(window_ms=window_ms, max_pending=max_pending)
+        join.newest_ms = int(state["newest_ms"])
+        join.counts = JoinCounts(**state["counts"])
+        for side in Side:
+            join.pending[side] = {
+                str(i): Half(float(value), int(offset), int(event_ms))
+                for i, value, offset, event_ms in state["pending"][side.value]
+            }
+        return join

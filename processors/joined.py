@@ -1,0 +1,139 @@
+"""The shell shared by `metric` and `plot`: read y_true and y_pred, join them
+by id, and hand the joined pairs to a view (the CSV, the histogram).
+
+Checkpoint order, so a kill at any moment loses nothing and doubles nothing:
+1. the view makes what it wrote durable (`sync`);
+2. the checkpoint file stores the view's state, the pending join state and
+   the last offsets read, atomically;
+3. the consumer offsets are stored on the broker, for people and tools.
+On start the processor restores the checkpoint and reads on just after its
+offsets. With no checkpoint, the view is rebuilt from the streams' start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from processors import checkpoint
+from processors.config import PipelineConfig
+from processors.intake import Intake
+from processors.join import Half, IdJoin, Pair, Side
+from streams import codec
+from streams.connection import open_consumer
+from streams.subscription import RecordReader, after
+from streams.topology import declare_streams
+
+
+class ViewLost(Exception):
+    """The view's output no longer matches its checkpoint: rebuild it."""
+
+
+class View(Protocol):
+    """Where joined pairs go."""
+
+    def write(self, pairs: list[Pair]) -> None: ...
+
+    def sync(self) -> None:
+        """Make everything written so far durable."""
+
+    def state(self) -> dict[str, Any]:
+        """What the view needs to resume, stored in the checkpoint."""
+
+
+@dataclass(frozen=True)
+class JoinLimits:
+    """Bounds of the pending join state: event-time window and count per side."""
+
+    window_s: float = 3600.0
+    max_pending: int = 100_000
+
+
+async def run_joined(
+    config: PipelineConfig,
+    stop: asyncio.Event,
+    processor: str,
+    open_view: Callable[[dict[str, Any] | None], View],
+    limits: JoinLimits,
+    log: logging.Logger,
+    after_batch: Callable[[bool], Awaitable[None]] | None = None,
+    checkpoint_every_s: float = 1.0,
+) -> None:
+    """Run until `stop`; `after_batch(idle)` runs after every loop turn."""
+    names = config.names
+    streams = (names.y_true, names.y_pred)
+    path = config.checkpoint_path(processor)
+    saved = checkpoint.load(path, streams)
+    window_ms = int(limits.window_s * 1000)
+    view: View | None = None
+    if saved is not None:
+        try:
+            view = open_view(saved.state["view"])
+        except ViewLost as lost:
+            log.warning("%s: rebuilding the view from the start of the streams", lost)
+    if saved is None or view is None:
+        if saved is None:
+            log.info("no checkpoint at %s: building the view from the start of the streams", path)
+        join = IdJoin(window_ms=window_ms, max_pending=limits.max_pending)
+        offsets: dict[str, int | None] = {stream: None for stream in streams}
+        view = open_view(None)
+    else:
+        join = IdJoin.from_state(saved.state["join"], window_ms, limits.max_pending)
+        offsets = dict(saved.streams)
+    intake = Intake(log)
+    name = names.consumer(processor)
+
+    async with open_consumer(config.broker, config.connection_name(processor)) as consumer:
+        await declare_streams(consumer, streams, config.retention)
+        reader = RecordReader(consumer)
+        for stream in streams:
+            await reader.subscribe(stream, after(offsets[stream]))
+        log.info("joining %s and %s from offsets %s", *streams,
+                 {s: "first" if o is None else o + 1 for s, o in offsets.items()})
+
+        async def save_checkpoint() -> None:
+            view.sync()
+            state = {"join": join.to_state(), "view": view.state()}
+            checkpoint.save(path, checkpoint.Checkpoint(dict(offsets), state))
+            for stream, offset in offsets.items():
+                if offset is not None:
+                    await consumer.store_offset(stream, name, offset)
+
+        last_checkpoint = time.monotonic()
+        unsaved = False
+        while not stop.is_set():
+            records = await reader.next_batch(timeout=0.2)
+            pairs = []
+            for record, event in intake.decode(records, codec.TruthEvent, codec.PredictionEvent):
+                if isinstance(event, codec.TruthEvent) and record.stream == names.y_true:
+                    pair = join.add(Side.TRUTH, event.id, Half(event.y_true, record.offset, event.created_ms))
+                elif isinstance(event, codec.PredictionEvent) and record.stream == names.y_pred:
+                    pair = join.add(Side.PREDICTION, event.features_id,
+                                    Half(event.y_pred, record.offset, event.created_ms))
+                else:
+                    intake.reject(record, f"a {type(event).__name__} does not belong on {record.stream}")
+                    continue
+                if pair is not None:
+                    pairs.append(pair)
+            for record in records:
+                offsets[record.stream] = record.offset
+                unsaved = True
+            if pairs:
+                view.write(pairs)
+            expired = join.expire()
+            if expired:
+                log.warning("%d events expired unmatched (%d so far), e.g. %s %s",
+                            len(expired), join.counts.expired, expired[0].side.value, expired[0].id)
+            if after_batch is not None:
+                await after_batch(not records)
+            if unsaved and time.monotonic() - last_checkpoint >= checkpoint_every_s:
+                await save_checkpoint()
+                last_checkpoint = time.monotonic()
+                unsaved = False
+        await save_checkpoint()
+        log.info("stopped: %d joined, %d pending, %d expired, %d rejected", join.counts.joined,
+                 join.pending_count(), join.counts.expired, intake.rejected)

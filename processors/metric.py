@@ -1,0 +1,28 @@
+"""`metric`: joins y_true and y_pred by id and appends rows to the metric log."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from processors.config import PipelineConfig
+from processors.csv_log import CsvLog
+from processors.joined import JoinLimits, run_joined
+
+log = logging.getLogger("nnmon.metric")
+
+
+async def run_metric(config: PipelineConfig, stop: asyncio.Event, limits: JoinLimits) -> None:
+    opened: list[CsvLog] = []
+
+    def open_view(state: dict[str, Any] | None) -> CsvLog:
+        csv_log = CsvLog(config.csv_path, state)
+        opened.append(csv_log)
+        return csv_log
+
+    try:
+        await run_joined(config, stop, "metric", open_view, limits, log)
+    finally:
+        for csv_log in opened:
+            csv_log.close()

@@ -1,0 +1,127 @@
+"""`model`: predicts y for every features event and publishes y_pred.
+
+It reads whatever features are waiting, predicts them in one vectorized call,
+and publishes the predictions with the features offset + 1 as publishing id
+under a fixed publisher name, so the broker drops a prediction published
+twice (after a crash, say). The consumer offset is stored only once the
+predictions are confirmed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from processors.config import PipelineConfig
+from processors.dataset import diabetes
+from processors.intake import Intake
+from processors.runtime import UsageError
+from streams import codec
+from streams.connection import open_consumer, open_producer
+from streams.ids import IdGenerator
+from streams.publisher import ConfirmedPublisher
+from streams.subscription import RecordReader, after, stored_offset
+from streams.topology import declare_streams
+
+log = logging.getLogger("nnmon.model")
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """A fitted regressor with the feature order it expects."""
+
+    regressor: Any
+    feature_names: tuple[str, ...]
+    version: str
+
+    def predict(self, rows: list[dict[str, float]]) -> np.ndarray:
+        matrix = np.array([[row[name] for name in self.feature_names] for row in rows])
+        return np.asarray(self.regressor.predict(matrix), dtype=np.float64).reshape(-1)
+
+
+def default_predictor() -> Predictor:
+    """LinearRegression fitted on the whole diabetes set: deterministic."""
+    from sklearn.linear_model import LinearRegression
+
+    data = diabetes()
+    regressor = LinearRegression().fit(data.features, data.target)
+    return Predictor(regressor, data.feature_names, "linear-regression-diabetes-v1")
+
+
+def load_predictor(path: Path) -> Predictor:
+    """A joblib-saved scikit-learn regressor taking the diabetes features."""
+    import joblib
+
+    if not path.is_file():
+        raise UsageError(f"--model-path {path}: no such file")
+    try:
+        regressor = joblib.load(path)
+    except Exception as error:
+        raise UsageError(f"--model-path {path}: not a joblib file ({type(error).__name__})") from None
+    names = diabetes().feature_names
+    if not callable(getattr(regressor, "predict", None)):
+        raise UsageError(f"--model-path {path}: {type(regressor).__name__} has no predict()")
+    expected = getattr(regressor, "n_features_in_", len(names))
+    if expected != len(names):
+        raise UsageError(
+            f"--model-path {path}: the model expects {expected} features, "
+            f"the diabetes events carry {len(names)} ({', '.join(names)})"
+        )
+    fitted_names = getattr(regressor, "feature_names_in_", None)
+    if fitted_names is not None:
+        names = tuple(str(n) for n in fitted_names)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return Predictor(regressor, names, f"{path.name}@{digest}")
+
+
+async def run_model(config: PipelineConfig, stop: asyncio.Event, predictor: Predictor) -> None:
+    names = config.names
+    name = names.consumer("model")
+    intake = Intake(log)
+    ids = IdGenerator()
+    predicted = 0
+    async with (
+        open_consumer(config.broker, config.connection_name("model")) as consumer,
+        open_producer(config.broker, config.connection_name("model")) as producer,
+    ):
+        await declare_streams(producer, (names.features, names.y_pred), config.retention)
+        start = await stored_offset(consumer, names.features, name)
+        reader = RecordReader(consumer)
+        await reader.subscribe(names.features, after(start))
+        publisher = ConfirmedPublisher(producer, publisher_name=name)
+        log.info("predicting %s -> %s with %s, from offset %s", names.features,
+                 names.y_pred, predictor.version, "first" if start is None else start + 1)
+        while not stop.is_set():
+            records = await reader.next_batch(timeout=0.2)
+            if not records:
+                continue
+            good = []
+            for record, event in intake.decode(records, codec.FeaturesEvent):
+                assert isinstance(event, codec.FeaturesEvent)
+                missing = set(predictor.feature_names) - set(event.features)
+                if missing:
+                    intake.reject(record, f"features lack {', '.join(sorted(missing))}")
+                else:
+                    good.append((record, event))
+            if good:
+                y_pred = predictor.predict([event.features for _, event in good])
+                now_ms = time.time_ns() // 1_000_000
+                messages = []
+                for (record, event), value in zip(good, y_pred):
+                    message = codec.encode(codec.PredictionEvent(
+                        ids.next_id(), event.id, float(value), predictor.version, now_ms))
+                    # Broker-side deduplication: a re-read features event
+                    # yields the same publishing id, which the broker drops.
+                    message.publishing_id = record.offset + 1
+                    messages.append(message)
+                await publisher.publish(names.y_pred, messages)
+                predicted += len(messages)
+            await consumer.store_offset(names.features, name, records[-1].offset)
+        log.info("stopped after %d predictions (%d rejected)", predicted, intake.rejected)

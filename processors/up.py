@@ -1,0 +1,129 @@
+"""`up`: runs the four processors as child processes, like compose does.
+
+Each processor is `python -m processors <name>`, configured through the same
+NNMON_* environment variables a container gets. With a `count`, `up` returns
+once the CSV holds that many new rows and the PNG has been drawn from them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from processors.config import PipelineConfig
+from processors.plot import ROWS_KEY
+
+log = logging.getLogger("nnmon.up")
+
+PROCESSORS = ("features", "model", "metric", "plot")
+
+
+def environment(config: PipelineConfig) -> dict[str, str]:
+    """The NNMON_* variables that give a child process `config`."""
+    broker, retention = config.broker, config.retention
+    return {
+        "NNMON_HOST": broker.host,
+        "NNMON_PORT": str(broker.port),
+        "NNMON_USER": broker.user,
+        "NNMON_PASSWORD": broker.password,
+        "NNMON_VHOST": broker.vhost,
+        "NNMON_STREAM_PREFIX": config.names.prefix,
+        "NNMON_LOGS_DIR": str(config.logs_dir),
+        "NNMON_MAX_AGE": retention.max_age,
+        "NNMON_MAX_BYTES": str(retention.max_bytes),
+        "NNMON_SEGMENT_BYTES": str(retention.segment_bytes),
+    }
+
+
+def csv_rows(path: Path) -> int:
+    """Rows in the metric log (lines after the header); 0 when absent."""
+    try:
+        with open(path, "rb") as file:
+            return max(sum(chunk.count(b"\n") for chunk in iter(lambda: file.read(1 << 20), b"")) - 1, 0)
+    except FileNotFoundError:
+        return 0
+
+
+def png_rows(path: Path) -> int:
+    """How many rows the PNG was drawn from (its `nnmon:rows` text); 0 when absent."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return int(image.text.get(ROWS_KEY, 0))  # type: ignore[attr-defined]
+    except (FileNotFoundError, OSError, ValueError):
+        return 0
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    interval: float
+    count: int | None
+    seed: int
+    every: float
+    timeout: float | None
+
+
+async def run_up(config: PipelineConfig, stop: asyncio.Event, options: UpOptions) -> int:
+    """Start the processors and supervise them; returns the exit status."""
+    target = None if options.count is None else csv_rows(config.csv_path) + options.count
+    env = {**os.environ, **environment(config)}
+    arguments = {
+        "features": ["--interval", str(options.interval), "--seed", str(options.seed)]
+        + ([] if options.count is None else ["--count", str(options.count)]),
+        "model": [],
+        "metric": [],
+        "plot": ["--every", str(options.every)],
+    }
+    children = {
+        name: await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "processors", name, *arguments[name], env=env
+        )
+        for name in PROCESSORS
+    }
+    log.info("started %s", ", ".join(f"{n} (pid {c.pid})" for n, c in children.items()))
+    started = time.monotonic()
+    status = 0
+    try:
+        while not stop.is_set():
+            failed = [n for n, c in children.items() if c.returncode not in (None, 0)]
+            if failed:
+                log.error("%s exited with status %s; stopping the others", failed[0],
+                          children[failed[0]].returncode)
+                status = 1
+                break
+            if target is not None and csv_rows(config.csv_path) >= target \
+                    and png_rows(config.png_path) >= target:
+                log.info("%d rows in %s and drawn in %s", target, config.csv_path, config.png_path)
+                break
+            if options.timeout is not None and time.monotonic() - started > options.timeout:
+                log.error("timed out after %gs", options.timeout)
+                status = 1
+                break
+            try:
+                await asyncio.wait_for(stop.wait(), 0.2)
+            except asyncio.TimeoutError:
+                pass
+    finally:
+        await stop_children(children)
+    return status
+
+
+async def stop_children(children: dict[str, asyncio.subprocess.Process], grace_s: float = 15) -> None:
+    """SIGTERM every running child (they flush and store offsets), then wait."""
+    for child in children.values():
+        if child.returncode is None:
+            child.send_signal(signal.SIGTERM)
+    for name, child in children.items():
+        try:
+            await asyncio.wait_for(child.wait(), grace_s)
+        except asyncio.TimeoutError:
+            log.error("%s did not stop within %gs; killing it", name, grace_s)
+            child.kill()
+            await child.wait()

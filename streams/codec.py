@@ -1,0 +1,188 @@
+"""Events and their wire format: AMQP 1.0 messages with a JSON body.
+
+Any RabbitMQ client can read them: `message_id` is the event id,
+`correlation_id` the features id on a prediction, `content_type` is
+application/json, `creation_time` the event time (ms since the Unix epoch),
+and the application properties carry `event_type` and `schema_version`.
+
+Pure: no sockets here. `decode` raises `MalformedEvent` for anything that is
+not a well-formed event, never another exception.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Union
+
+from rstream import AMQPMessage, Properties, amqp_decoder
+
+SCHEMA_VERSION = 1
+_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+CONTENT_TYPE = "application/json"
+
+
+@dataclass(frozen=True)
+class FeaturesEvent:
+    """One model input. `row` is the index of the row in the data set."""
+
+    id: str
+    row: int
+    features: dict[str, float]
+    created_ms: int
+
+
+@dataclass(frozen=True)
+class TruthEvent:
+    """The true target of the features event with the same id."""
+
+    id: str
+    y_true: float
+    created_ms: int
+
+
+@dataclass(frozen=True)
+class PredictionEvent:
+    """A model's prediction for the features event `features_id`."""
+
+    id: str
+    features_id: str
+    y_pred: float
+    model_version: str
+    created_ms: int
+
+
+Event = Union[FeaturesEvent, TruthEvent, PredictionEvent]
+
+
+class MalformedEvent(ValueError):
+    """A message that is not a well-formed nnmon event; the text says why."""
+
+
+def encode(event: Event) -> AMQPMessage:
+    body: dict[str, Any]
+    correlation_id = None
+    if isinstance(event, FeaturesEvent):
+        event_type = "features"
+        body = {"id": event.id, "row": event.row, "features": event.features}
+    elif isinstance(event, TruthEvent):
+        event_type = "y_true"
+        body = {"id": event.id, "y_true": event.y_true}
+    else:
+        event_type = "y_pred"
+        correlation_id = event.features_id
+        body = {
+            "id": event.id,
+            "features_id": event.features_id,
+            "y_pred": event.y_pred,
+            "model_version": event.model_version,
+        }
+    return AMQPMessage(
+        body=json.dumps(body, separators=(",", ":"), allow_nan=False).encode(),
+        properties=Properties(
+            message_id=event.id,
+            correlation_id=correlation_id,
+            content_type=CONTENT_TYPE,
+            creation_time=event.created_ms,
+        ),
+        application_properties={"event_type": event_type, "schema_version": SCHEMA_VERSION},
+    )
+
+
+def decode(data: bytes) -> Event:
+    """Decode one message read from a stream.
+
+    The event type comes from the application properties; the body's fields are
+    checked for presence, type and finiteness.
+    """
+    try:
+        message = amqp_decoder(data)
+    except Exception as error:  # the AMQP decoder raises anything on garbage
+        raise MalformedEvent(f"not an AMQP 1.0 message ({type(error).__name__})") from None
+    properties = _text_keys(message.application_properties or {})
+    event_type = _text(properties.get("event_type"))
+    version = properties.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise MalformedEvent(f"unsupported schema_version {version!r}")
+    body = _json_body(message.body)
+    created_ms = _created_ms(message.properties)
+    event_id = _id(body, "id")
+    if event_type == "features":
+        return FeaturesEvent(event_id, _row(body), _features(body), created_ms)
+    if event_type == "y_true":
+        return TruthEvent(event_id, _number(body, "y_true"), created_ms)
+    if event_type == "y_pred":
+        version_text = body.get("model_version")
+        if not isinstance(version_text, str):
+            raise MalformedEvent("model_version is missing or not a string")
+        return PredictionEvent(
+            event_id, _id(body, "features_id"), _number(body, "y_pred"), version_text, created_ms
+        )
+    raise MalformedEvent(f"unknown event_type {event_type!r}")
+
+
+def _text(value: object) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else None
+
+
+def _text_keys(mapping: dict[Any, Any]) -> dict[str, Any]:
+    # rstream's decoder gives application property keys and values as bytes.
+    return {_text(key) or "": _text(value) or value for key, value in mapping.items()}
+
+
+def _json_body(body: object) -> dict[str, Any]:
+    if isinstance(body, list):  # several AMQP data sections
+        body = b"".join(part for part in body if isinstance(part, bytes))
+    if not isinstance(body, (bytes, str)):
+        raise MalformedEvent("body is not a data section")
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedEvent("body is not JSON") from None
+    if not isinstance(value, dict):
+        raise MalformedEvent("body is not a JSON object")
+    return value
+
+
+def _created_ms(properties: Any) -> int:
+    created = getattr(properties, "creation_time", None)
+    if not isinstance(created, int) or isinstance(created, bool):
+        raise MalformedEvent("creation_time is missing")
+    return created
+
+
+def _id(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str):
+        raise MalformedEvent(f"{key} is missing or not a string")
+    # Ids go verbatim into the CSV: no separators, quotes or line breaks.
+    if not _ID_PATTERN.fullmatch(value):
+        raise MalformedEvent(f"{key} is not 1-128 characters of [A-Za-z0-9._:-]")
+    return value
+
+
+def _number(body: dict[str, Any], key: str) -> float:
+    value = body.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MalformedEvent(f"{key} is missing or not a number")
+    if not math.isfinite(value):
+        raise MalformedEvent(f"{key} is not finite")
+    return float(value)
+
+
+def _row(body: dict[str, Any]) -> int:
+    row = body.get("row")
+    if isinstance(row, bool) or not isinstance(row, int):
+        raise MalformedEvent("row is missing or not an integer")
+    return row
+
+
+def _features(body: dict[str, Any]) -> dict[str, float]:
+    features = body.get("features")
+    if not isinstance(features, dict) or not features:
+        raise MalformedEvent("features is missing or not a JSON object")
+    return {str(name): _number(features, name) for name in features}

@@ -1,0 +1,71 @@
+"""Publishing batches and waiting until the broker has confirmed them.
+
+rstream's `send_batch` writes a frame and returns at once; its `send_wait`
+waits but is slow. `ConfirmedPublisher` sends with `send_batch` and tracks
+the broker's confirms itself, so a caller can await durability per batch
+while several batches are in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import rstream
+
+from streams.connection import BrokerError
+
+
+@dataclass
+class _Batch:
+    remaining: int
+    done: asyncio.Future[None] = field(default_factory=asyncio.Future)
+
+
+class ConfirmedPublisher:
+    """Publishes to streams through one rstream `Producer`.
+
+    With a `publisher_name`, the broker deduplicates by publishing id: a
+    message whose id is not above the highest already stored for that name is
+    dropped (and still confirmed). Callers then set `publishing_id` themselves,
+    from something stable such as the source offset + 1. Without a name, ids
+    come from a counter of this publisher.
+    """
+
+    def __init__(self, producer: rstream.Producer, publisher_name: str | None = None) -> None:
+        self._producer = producer
+        self._publisher_name = publisher_name
+        self._next_id = 1
+        self._batches: dict[tuple[str, int], _Batch] = {}
+
+    async def publish(self, stream: str, messages: Sequence[rstream.AMQPMessage]) -> None:
+        """Send and wait until every message is confirmed (stored) by the broker."""
+        if not messages:
+            return
+        batch = _Batch(remaining=len(messages))
+        for message in messages:
+            if message.publishing_id is None:
+                message.publishing_id = self._next_id
+                self._next_id += 1
+            # Registered before sending: the confirm can arrive before
+            # send_batch returns.
+            self._batches[(stream, message.publishing_id)] = batch
+
+        def on_confirm(status: rstream.ConfirmationStatus) -> None:
+            pending = self._batches.pop((stream, status.message_id), None)
+            if pending is None or pending.done.done():
+                return
+            if not status.is_confirmed:
+                pending.done.set_exception(
+                    BrokerError(f"RabbitMQ refused a message on {stream} (code {status.response_code})")
+                )
+                return
+            pending.remaining -= 1
+            if pending.remaining == 0:
+                pending.done.set_result(None)
+
+        await self._producer.send_batch(
+            stream, messages, publisher_name=self._publisher_name, on_publish_confirm=on_confirm
+        )
+        await batch.done

@@ -1,0 +1,68 @@
+"""Where the broker is and how the streams are named and kept."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    """How to reach RabbitMQ's stream port."""
+
+    host: str = "127.0.0.1"
+    port: int = 5552
+    user: str = "guest"
+    password: str = field(default="guest", repr=False)
+    vhost: str = "/"
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Stream retention, passed to RabbitMQ when a stream is declared.
+
+    The broker removes whole segments only, so the segment size must be small
+    next to `max_bytes` for the byte limit to act.
+    """
+
+    max_age: str = "7D"
+    max_bytes: int = 1_000_000_000
+    segment_bytes: int = 50_000_000
+
+    def arguments(self) -> dict[str, object]:
+        # rstream takes the argument names without RabbitMQ's "x-" prefix and
+        # silently ignores unknown keys: keep these spelled exactly.
+        return {
+            "max-age": self.max_age,
+            "max-length-bytes": self.max_bytes,
+            "stream-max-segment-size-bytes": self.segment_bytes,
+        }
+
+
+@dataclass(frozen=True)
+class StreamNames:
+    """Stream and consumer names, all under one prefix.
+
+    The prefix lets several pipelines (and tests) share one broker without
+    seeing each other's streams or stored offsets.
+    """
+
+    prefix: str = ""
+
+    @property
+    def features(self) -> str:
+        return f"{self.prefix}features"
+
+    @property
+    def y_true(self) -> str:
+        return f"{self.prefix}y_true"
+
+    @property
+    def y_pred(self) -> str:
+        return f"{self.prefix}y_pred"
+
+    def consumer(self, processor: str) -> str:
+        """The server-side offset tracking name of a processor's consumer."""
+        return f"{self.prefix}{processor}"
+
+    def all(self) -> tuple[str, str, str]:
+        return (self.features, self.y_true, self.y_pred)

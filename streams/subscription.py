@@ -1,0 +1,75 @@
+"""Reading streams as batches of raw records, resuming after stored offsets.
+
+rstream calls a callback per message, and an exception in it silently skips
+the rest of the chunk. Here the callback only queues the raw bytes; decoding
+happens in the processor, where a bad message is caught and reported. The
+bounded queue is the back-pressure: when a processor falls behind, the
+callback waits, and rstream stops granting the broker credit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import rstream
+from rstream import ConsumerOffsetSpecification, OffsetType
+
+
+@dataclass(frozen=True)
+class Record:
+    """One message as read: its stream, offset, chunk time (ms) and bytes."""
+
+    stream: str
+    offset: int
+    timestamp_ms: int
+    data: bytes
+
+
+def after(offset: int | None) -> ConsumerOffsetSpecification:
+    """Where to start reading: just after `offset`, or the stream's first
+    message when nothing was processed yet."""
+    if offset is None:
+        return ConsumerOffsetSpecification(OffsetType.FIRST, None)
+    return ConsumerOffsetSpecification(OffsetType.OFFSET, offset + 1)
+
+
+async def stored_offset(consumer: rstream.Consumer, stream: str, name: str) -> int | None:
+    """The last offset `name` stored as processed on `stream`, or None."""
+    try:
+        return await consumer.query_offset(stream, name)
+    except rstream.OffsetNotFound:
+        return None
+
+
+class RecordReader:
+    """Merges the messages of one or more streams into batches of `Record`s."""
+
+    def __init__(self, consumer: rstream.Consumer, max_queued: int = 20_000) -> None:
+        self._consumer = consumer
+        self._queue: asyncio.Queue[Record] = asyncio.Queue(max_queued)
+
+    async def subscribe(self, stream: str, start: ConsumerOffsetSpecification) -> None:
+        async def on_message(data: bytes, context: rstream.MessageContext) -> None:
+            await self._queue.put(Record(stream, context.offset, context.timestamp, data))
+
+        # A large initial credit keeps several chunks on the way while the
+        # processor works on the current one.
+        await self._consumer.subscribe(
+            stream, on_message, offset_specification=start, initial_credit=50
+        )
+
+    async def next_batch(self, max_records: int = 5_000, timeout: float | None = None) -> list[Record]:
+        """Wait for at least one record (or `timeout` seconds: then empty),
+        then take whatever else is already waiting, up to `max_records`.
+
+        Never waits for a batch to fill: a lone event goes through at once.
+        """
+        try:
+            first = await asyncio.wait_for(self._queue.get(), timeout)
+        except asyncio.TimeoutError:
+            return []
+        batch = [first]
+        while len(batch) < max_records and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        return batch
