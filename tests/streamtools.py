@@ -1,0 +1,95 @@
+"""Helpers for tests against the real broker: read a stream back, run a
+processor in the background, wait for a condition."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import rstream
+from rstream import ConsumerOffsetSpecification, OffsetType
+
+from streams import codec
+from streams.connection import open_consumer
+from streams.settings import BrokerSettings
+
+
+async def read_stream(
+    broker: BrokerSettings, stream: str, count: int, timeout: float = 30
+) -> list[tuple[int, bytes]]:
+    """The first `count` messages of `stream` as (offset, bytes); fails after `timeout`."""
+    got: list[tuple[int, bytes]] = []
+    done = asyncio.Event()
+
+    async def on_message(data: bytes, context: rstream.MessageContext) -> None:
+        got.append((context.offset, data))
+        if len(got) >= count:
+            done.set()
+
+    async with open_consumer(broker, "nnmon-tests-reader") as consumer:
+        await wait_for_stream(consumer, stream, timeout)
+        await consumer.subscribe(stream, on_message,
+                                 offset_specification=ConsumerOffsetSpecification(OffsetType.FIRST))
+        try:
+            await asyncio.wait_for(done.wait(), timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"{stream}: {len(got)} of {count} messages after {timeout}s") from None
+    return got[:count]
+
+
+async def wait_for_stream(consumer: rstream.Consumer, stream: str, timeout: float) -> None:
+    """Wait until a processor has declared `stream`."""
+    deadline = time.monotonic() + timeout
+    while not await consumer.stream_exists(stream):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{stream} was not created within {timeout}s")
+        await asyncio.sleep(0.1)
+
+
+async def read_events(broker: BrokerSettings, stream: str, count: int) -> list[codec.Event]:
+    return [codec.decode(data) for _, data in await read_stream(broker, stream, count)]
+
+
+async def stream_length(broker: BrokerSettings, stream: str, settle_s: float = 1.0) -> int:
+    """How many messages `stream` holds: reads until nothing new comes for `settle_s`."""
+    got = 0
+
+    async def on_message(data: bytes, context: rstream.MessageContext) -> None:
+        nonlocal got
+        got += 1
+
+    async with open_consumer(broker, "nnmon-tests-counter") as consumer:
+        await consumer.subscribe(stream, on_message,
+                                 offset_specification=ConsumerOffsetSpecification(OffsetType.FIRST))
+        seen = -1
+        while seen != got:
+            seen = got
+            await asyncio.sleep(settle_s)
+    return got
+
+
+@dataclass
+class Running:
+    """A processor coroutine running as a task, stoppable like by SIGTERM."""
+
+    stop: asyncio.Event
+    task: asyncio.Task[object]
+
+    async def finish(self, timeout: float = 20) -> object:
+        self.stop.set()
+        return await asyncio.wait_for(self.task, timeout)
+
+
+def start(run: Callable[[asyncio.Event], Awaitable[object]]) -> Running:
+    stop = asyncio.Event()
+    return Running(stop, asyncio.ensure_future(run(stop)))
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)

@@ -1,0 +1,60 @@
+"""The CLI's contract: its commands, options, environment variables and errors."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+from processors.cli import app
+
+runner = CliRunner()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_every_processor_and_up_is_a_command() -> None:
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    assert {"features", "model", "metric", "plot", "up"} <= set(commands)
+
+
+@pytest.mark.parametrize("command", ["features", "model", "metric", "plot", "up"])
+def test_common_options_are_read_from_the_environment(command: str) -> None:
+    params = typer.main.get_command(app).commands[command].params  # type: ignore[attr-defined]
+    envvars = {p.name: p.envvar for p in params}
+    assert envvars["host"] == "NNMON_HOST"
+    assert envvars["port"] == "NNMON_PORT"
+    assert envvars["user"] == "NNMON_USER"
+    assert envvars["password"] == "NNMON_PASSWORD"
+    assert envvars["vhost"] == "NNMON_VHOST"
+    assert envvars["stream_prefix"] == "NNMON_STREAM_PREFIX"
+    assert envvars["logs_dir"] == "NNMON_LOGS_DIR"
+
+
+@pytest.mark.parametrize("command", ["features", "model", "metric", "plot"])
+def test_an_unreachable_broker_gives_one_line_and_status_2(command: str) -> None:
+    port = free_port()
+    result = runner.invoke(app, [command, "--port", str(port)], env={"NNMON_HOST": "127.0.0.1"})
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0], result.output
+
+
+def test_a_wrong_password_is_named_without_showing_it(broker: object) -> None:
+    result = runner.invoke(app, ["model", "--password", "s3cret-wrong"])
+    assert result.exit_code == 2
+    assert "password" in result.output and "s3cret-wrong" not in result.output
+
+
+def test_a_model_file_that_is_not_a_model_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "model.joblib"
+    path.write_text("not a model")
+    result = runner.invoke(app, ["model", "--model-path", str(path), "--port", str(free_port())])
+    assert result.exit_code == 2
+    assert "--model-path" in result.output and "Traceback" not in result.output
