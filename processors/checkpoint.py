@@ -33,7 +33,15 @@ def load(path: Path, streams: tuple[str, ...]) -> Checkpoint | None:
     except (OSError, ValueError) as error:
         log.warning("ignoring unreadable checkpoint %s: %s", path, error)
         return None
-    if data.get("format") != FORMAT_VERSION or sorted(data.get("streams", {})) != sorted(streams):
+    if not (
+        isinstance(data, dict)
+        and data.get("format") == FORMAT_VERSION
+        and isinstance(data.get("streams"), dict)
+        and isinstance(data.get("state"), dict)
+    ):
+        log.warning("ignoring checkpoint %s: not a checkpoint of this version", path)
+        return None
+    if sorted(data["streams"]) != sorted(streams):
         log.warning("ignoring checkpoint %s: it belongs to other streams", path)
         return None
     return Checkpoint(data["streams"], data["state"])

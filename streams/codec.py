@@ -101,10 +101,12 @@ def decode(data: bytes) -> Event:
         message = amqp_decoder(data)
     except Exception as error:  # the AMQP decoder raises anything on garbage
         raise MalformedEvent(f"not an AMQP 1.0 message ({type(error).__name__})") from None
-    properties = _text_keys(message.application_properties or {})
+    if not isinstance(message.application_properties, dict):
+        raise MalformedEvent("application properties are missing or not a map")
+    properties = _text_keys(message.application_properties)
     event_type = _text(properties.get("event_type"))
     version = properties.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if type(version) is not int or version != SCHEMA_VERSION:
         raise MalformedEvent(f"unsupported schema_version {version!r}")
     body = _json_body(message.body)
     created_ms = _created_ms(message.properties)
@@ -141,7 +143,7 @@ def _json_body(body: object) -> dict[str, Any]:
         raise MalformedEvent("body is not a data section")
     try:
         value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise MalformedEvent("body is not JSON") from None
     if not isinstance(value, dict):
         raise MalformedEvent("body is not a JSON object")
@@ -169,9 +171,13 @@ def _number(body: dict[str, Any], key: str) -> float:
     value = body.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise MalformedEvent(f"{key} is missing or not a number")
-    if not math.isfinite(value):
+    try:
+        number = float(value)
+    except OverflowError:  # an integer with hundreds of digits
+        raise MalformedEvent(f"{key} is too large") from None
+    if not math.isfinite(number):
         raise MalformedEvent(f"{key} is not finite")
-    return float(value)
+    return number
 
 
 def _row(body: dict[str, Any]) -> int:
