@@ -24,6 +24,7 @@ class CsvLog:
     def __init__(self, path: Path, state: dict[str, Any] | None) -> None:
         """Open `path` for appending, keeping the bytes `state` accounts for;
         with no state, start the file afresh with just the header."""
+        keep = int(state["csv_bytes"]) if state else 0
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._file = open(path, "a+b")
@@ -32,7 +33,6 @@ class CsvLog:
         except BlockingIOError:
             self._file.close()
             raise UsageError(f"{path} is in use by another metric process; stop it first") from None
-        keep = int(state["csv_bytes"]) if state else 0
         if os.fstat(self._file.fileno()).st_size < keep:
             self._file.close()
             raise ViewLost(f"{path} is shorter than its checkpoint says")

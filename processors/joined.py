@@ -67,23 +67,9 @@ async def run_joined(
     names = config.names
     streams = (names.y_true, names.y_pred)
     path = config.checkpoint_path(processor)
-    saved = checkpoint.load(path, streams)
-    window_ms = int(limits.window_s * 1000)
-    view: View | None = None
-    if saved is not None:
-        try:
-            view = open_view(saved.state["view"])
-        except ViewLost as lost:
-            log.warning("%s: rebuilding the view from the start of the streams", lost)
-    if saved is None or view is None:
-        if saved is None:
-            log.info("no checkpoint at %s: building the view from the start of the streams", path)
-        join = IdJoin(window_ms=window_ms, max_pending=limits.max_pending)
-        offsets: dict[str, int | None] = {stream: None for stream in streams}
-        view = open_view(None)
-    else:
-        join = IdJoin.from_state(saved.state["join"], window_ms, limits.max_pending)
-        offsets = dict(saved.streams)
+    if not path.exists():
+        log.info("no checkpoint at %s: building the view from the start of the streams", path)
+    join, offsets, view = _restore(checkpoint.load(path, streams), streams, open_view, limits, log)
     intake = Intake(log)
     name = names.consumer(processor)
 
@@ -137,3 +123,26 @@ async def run_joined(
         await save_checkpoint()
         log.info("stopped: %d joined, %d pending, %d expired, %d rejected", join.counts.joined,
                  join.pending_count(), join.counts.expired, intake.rejected)
+
+
+def _restore(
+    saved: checkpoint.Checkpoint | None,
+    streams: tuple[str, ...],
+    open_view: Callable[[dict[str, Any] | None], View],
+    limits: JoinLimits,
+    log: logging.Logger,
+) -> tuple[IdJoin, dict[str, int | None], View]:
+    """The join, offsets and view a checkpoint describes; fresh ones (so the
+    view is rebuilt from the streams' start) without a usable checkpoint."""
+    window_ms = int(limits.window_s * 1000)
+    if saved is not None:
+        try:
+            join = IdJoin.from_state(saved.state["join"], window_ms, limits.max_pending)
+            offsets = {s: None if saved.streams[s] is None else int(saved.streams[s]) for s in streams}
+            return join, offsets, open_view(saved.state["view"])
+        except ViewLost as lost:
+            log.warning("%s: rebuilding the view from the start of the streams", lost)
+        except (KeyError, TypeError, ValueError) as error:
+            log.warning("damaged checkpoint (%r): rebuilding the view from the start of the streams", error)
+    join = IdJoin(window_ms=window_ms, max_pending=limits.max_pending)
+    return join, {stream: None for stream in streams}, open_view(None)
