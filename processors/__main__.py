@@ -1,3 +1,3 @@
-from processors.cli import app
+from processors.cli import main
 
-app(prog_name="nnmon")
+main()

@@ -184,9 +184,18 @@ def up(
     return status[0]
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    app(prog_name="nnmon")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+def main() -> None:
+    """The console entry point: usage errors become one line and status 2."""
+    try:
+        status = app(prog_name="nnmon", standalone_mode=False)
+    except typer.TyperException as error:  # usage errors: bad option, value or command
+        context = getattr(error, "ctx", None)
+        command = context.command_path if context is not None else "nnmon"
+        if error.format_message():  # empty when the help was shown instead
+            print(f"{command}: error: {error.format_message()} (see '{command} --help')", file=sys.stderr)
+        sys.exit(error.exit_code)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    sys.exit(status if isinstance(status, int) else 0)
