@@ -12,10 +12,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from processors.config import PipelineConfig
 from streams.connection import open_consumer
 from streams.settings import BrokerSettings, Retention, StreamNames
+
+# A loaded 2-core machine generates examples slowly; that is no test failure.
+settings.register_profile(
+    "nnmon", deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+settings.load_profile("nnmon")
 
 
 def broker_settings() -> BrokerSettings:
