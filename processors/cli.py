@@ -8,11 +8,12 @@ which is how compose.yaml and `nnmon up` configure the processors.
 # the signatures that `pipeline_command` builds, and needs them as objects.
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -153,11 +154,82 @@ def plot(
     limits: JoinLimits,
     every: Annotated[float, typer.Option(envvar="NNMON_PLOT_EVERY", min=0.1,
                                          help="Seconds between redraws under steady traffic.")] = 10.0,
+    from_offset: Annotated[Optional[str], typer.Option(
+        help="First rebuild the histogram from the history after this point of y_true: "
+             "first, last, next, an offset or an ISO-8601 time.")] = None,
 ) -> None:
     """Draw the distribution of absolute errors to error_distribution.png."""
     from processors.plot import run_plot
 
-    run_until_stopped(lambda stop: run_plot(config, stop, limits, every))
+    start = None if from_offset is None else _start(from_offset)
+    run_until_stopped(lambda stop: run_plot(config, stop, limits, every, start))
+
+
+@app.command()
+@pipeline_command(*JOIN_OPTIONS)
+def replay(
+    config: PipelineConfig,
+    limits: JoinLimits,
+    from_offset: Annotated[str, typer.Option(
+        help="Where in y_true to start: first, last, next, an offset (inclusive) "
+             "or an ISO-8601 time (stream time; local time without a zone).")],
+    to_offset: Annotated[Optional[int], typer.Option(
+        min=0, help="Last y_true offset to replay (inclusive); needs --out.")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        help="Write the CSV (and PNG beside it) here and leave the live log alone.")] = None,
+    plot: Annotated[bool, typer.Option(help="Also rebuild the PNG.")] = True,
+) -> None:
+    """Rebuild the CSV (and PNG) from the streams' history, then exit."""
+    from processors.replay import rebuild_views
+    from processors.replay import replay as run_replay
+
+    start = _start(from_offset)
+    if to_offset is not None and out is None:
+        raise UsageError("--to-offset needs --out: the live log must reach the streams' end, "
+                         "where metric carries on")
+
+    async def main(stop: asyncio.Event) -> None:
+        with _progress_bar() as progress:
+            result = await run_replay(config, start, to_offset, progress)
+        csv_path, png_path = await rebuild_views(config, result, out, plot, limits)
+        for note in result.notes:
+            typer.echo(f"note: {note}", err=True)
+        where = ("nothing to replay" if result.first_read is None else
+                 f"{config.names.y_true} offsets {result.first_read}..{result.ends[config.names.y_true]}")
+        typer.echo(f"replayed {len(result.pairs)} rows to {csv_path}"
+                   + (f" and {png_path}" if png_path else "")
+                   + f" from {where}: {len(result.unmatched)} y_true without prediction, "
+                   f"{result.rejected} rejected, {result.seconds:.2f}s")
+
+    run_until_stopped(main)
+
+
+def _start(where: str) -> Any:
+    from streams.offsets import BadOffset, parse_start
+
+    try:
+        return parse_start(where)
+    except BadOffset as error:
+        raise UsageError(f"--from-offset: {error}") from None
+
+
+@contextlib.contextmanager
+def _progress_bar() -> Iterator[Optional[Callable[[int, int], None]]]:
+    """A progress bar on a terminal's stderr; nothing when stderr is not one."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("replaying y_true", total=None)
+
+        def update(done: int, total: int) -> None:
+            if done % 1000 == 0 or done == total:
+                bar.update(task, completed=done, total=total)
+
+        yield update
 
 
 @app.command()

@@ -3,21 +3,19 @@
 The file is a view of the streams. Its length in bytes goes into the metric's
 checkpoint; on start, anything beyond that length (rows written after the
 last checkpoint, or a row cut in half by a kill) is cut off, and the streams
-give those rows again. An exclusive lock keeps a second `metric` from
-writing the same file.
+give those rows again.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from processors.join import Pair
 from processors.joined import ViewLost
 from processors.rows import HEADER, format_rows
-from processors.runtime import UsageError
 
 
 class CsvLog:
@@ -28,11 +26,6 @@ class CsvLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._file = open(path, "a+b")
-        try:
-            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._file.close()
-            raise UsageError(f"{path} is in use by another metric process; stop it first") from None
         if os.fstat(self._file.fileno()).st_size < keep:
             self._file.close()
             raise ViewLost(f"{path} is shorter than its checkpoint says")
@@ -56,3 +49,18 @@ class CsvLog:
 
     def close(self) -> None:
         self._file.close()
+
+
+def write_csv(path: Path, pairs: Iterable[Pair]) -> int:
+    """Write a whole metric log atomically (temporary file, fsync, rename);
+    returns its size in bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "wb") as file:
+        file.write(HEADER.encode())
+        file.write(format_rows(pairs).encode())
+        file.flush()
+        os.fsync(file.fileno())
+        size = file.tell()
+    os.replace(temporary, path)
+    return size

@@ -8,11 +8,13 @@ counted.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from streams import codec
 from streams.subscription import Record
+
+E = TypeVar("E", codec.FeaturesEvent, codec.TruthEvent, codec.PredictionEvent)
 
 
 @dataclass
@@ -20,19 +22,18 @@ class Intake:
     log: logging.Logger
     rejected: int = 0
 
-    def decode(self, records: Iterable[Record], *types: type) -> list[tuple[Record, codec.Event]]:
-        """The records that decode to one of `types`, with their events."""
-        good = []
-        for record in records:
-            try:
-                event = codec.decode(record.data)
-                if not isinstance(event, types):
-                    raise codec.MalformedEvent(f"unexpected {type(event).__name__} on this stream")
-            except codec.MalformedEvent as error:
-                self.reject(record, str(error))
-                continue
-            good.append((record, event))
-        return good
+    def decode(self, record: Record, *expected: type[E]) -> E | None:
+        """The record's event if it decodes to one of the `expected` types;
+        otherwise None, after reporting it."""
+        try:
+            event = codec.decode(record.data)
+        except codec.MalformedEvent as error:
+            self.reject(record, str(error))
+            return None
+        if not isinstance(event, expected):
+            self.reject(record, f"a {type(event).__name__} does not belong on {record.stream}")
+            return None
+        return event
 
     def reject(self, record: Record, reason: str) -> None:
         self.rejected += 1

@@ -94,15 +94,18 @@ async def run_joined(
         while not stop.is_set():
             records = await reader.next_batch(timeout=0.2)
             pairs = []
-            for record, event in intake.decode(records, codec.TruthEvent, codec.PredictionEvent):
-                if isinstance(event, codec.TruthEvent) and record.stream == names.y_true:
-                    pair = join.add(Side.TRUTH, event.id, Half(event.y_true, record.offset, event.created_ms))
-                elif isinstance(event, codec.PredictionEvent) and record.stream == names.y_pred:
-                    pair = join.add(Side.PREDICTION, event.features_id,
-                                    Half(event.y_pred, record.offset, event.created_ms))
+            for record in records:
+                if record.stream == names.y_true:
+                    truth = intake.decode(record, codec.TruthEvent)
+                    if truth is None:
+                        continue
+                    pair = join.add(Side.TRUTH, truth.id, Half(truth.y_true, record.offset, truth.created_ms))
                 else:
-                    intake.reject(record, f"a {type(event).__name__} does not belong on {record.stream}")
-                    continue
+                    prediction = intake.decode(record, codec.PredictionEvent)
+                    if prediction is None:
+                        continue
+                    pair = join.add(Side.PREDICTION, prediction.features_id,
+                                    Half(prediction.y_pred, record.offset, prediction.created_ms))
                 if pair is not None:
                     pairs.append(pair)
             for record in records:

@@ -9,6 +9,7 @@ from typing import Any
 from processors.config import PipelineConfig
 from processors.csv_log import CsvLog
 from processors.joined import JoinLimits, run_joined
+from processors.lock import view_lock
 
 log = logging.getLogger("nnmon.metric")
 
@@ -22,7 +23,8 @@ async def run_metric(config: PipelineConfig, stop: asyncio.Event, limits: JoinLi
         return csv_log
 
     try:
-        await run_joined(config, stop, "metric", open_view, limits, log)
+        with view_lock(config, "metric"):
+            await run_joined(config, stop, "metric", open_view, limits, log)
     finally:
         for csv_log in opened:
             csv_log.close()

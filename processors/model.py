@@ -103,8 +103,10 @@ async def run_model(config: PipelineConfig, stop: asyncio.Event, predictor: Pred
             if not records:
                 continue
             good = []
-            for record, event in intake.decode(records, codec.FeaturesEvent):
-                assert isinstance(event, codec.FeaturesEvent)
+            for record in records:
+                event = intake.decode(record, codec.FeaturesEvent)
+                if event is None:
+                    continue
                 missing = set(predictor.feature_names) - set(event.features)
                 if missing:
                     intake.reject(record, f"features lack {', '.join(sorted(missing))}")

@@ -3,28 +3,28 @@
 The histogram is updated from each batch of joined pairs (it never re-reads
 the CSV) and kept in the plot's checkpoint. The PNG is drawn when there is
 something new and either `every` seconds have passed since the last drawing
-or the streams have gone quiet, written to a temporary file and renamed, so
-a reader never sees half a PNG. The number of rows drawn is stored in the
-PNG's text metadata (key `nnmon:rows`).
+or the streams have gone quiet. With a start position, the histogram is first
+rebuilt from the history after it (see `processors.replay`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
-from pathlib import Path
 from typing import Any
 
+from rstream import ConsumerOffsetSpecification
+
 from processors.config import PipelineConfig
+from processors.drawing import draw_png
 from processors.histogram import ErrorHistogram
 from processors.join import Pair
 from processors.joined import JoinLimits, run_joined
+from processors.lock import view_lock
+from processors.replay import adopt, checkpoint_of, histogram_of, replay
 
 log = logging.getLogger("nnmon.plot")
-
-ROWS_KEY = "nnmon:rows"
 
 
 class HistogramView:
@@ -46,38 +46,12 @@ class HistogramView:
         return self.histogram.count != self.drawn_rows
 
 
-def draw_png(histogram: ErrorHistogram, path: Path) -> None:
-    """Draw `histogram` to `path` atomically (temporary file, then rename)."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    figure = Figure(figsize=(8, 5), dpi=100)
-    axes = figure.add_subplot()
-    bins = histogram.bins()
-    if bins:
-        edges, counts = zip(*bins)
-        axes.bar(edges, counts, width=histogram.width, align="edge",
-                 color="#4c72b0", edgecolor="white")
-        axes.axvline(histogram.mean, color="#c44e52", linestyle="--",
-                     label=f"mean {histogram.mean:.2f}")
-        axes.legend(loc="upper right")
-    axes.set_title("Distribution of absolute prediction errors")
-    axes.set_xlabel("absolute error |y_true - y_pred|")
-    axes.set_ylabel("events")
-    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
-    mean = f"{histogram.mean:.2f}" if histogram.count else "-"
-    axes.text(0.02, 0.97, f"n = {histogram.count}\nmean error = {mean}",
-              transform=axes.transAxes, va="top", ha="left",
-              bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8})
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    figure.savefig(temporary, format="png", metadata={ROWS_KEY: str(histogram.count)})
-    os.replace(temporary, path)
-
-
 async def run_plot(
-    config: PipelineConfig, stop: asyncio.Event, limits: JoinLimits, every_s: float
+    config: PipelineConfig,
+    stop: asyncio.Event,
+    limits: JoinLimits,
+    every_s: float,
+    rebuild_from: ConsumerOffsetSpecification | None = None,
 ) -> None:
     views: list[HistogramView] = []
     last_draw = 0.0
@@ -106,6 +80,12 @@ async def run_plot(
         if views and views[-1].undrawn and (now - last_draw >= every_s or now - quiet_since >= 0.5):
             await draw()
 
-    await run_joined(config, stop, "plot", open_view, limits, log, after_batch)
-    if views and views[-1].undrawn:
-        await draw()
+    with view_lock(config, "plot"):
+        if rebuild_from is not None:
+            result = await replay(config, rebuild_from)
+            histogram = histogram_of(result.pairs)
+            await adopt(config, "plot", checkpoint_of(result, limits, histogram.to_state()))
+            log.info("rebuilt the histogram from %d rows of history", histogram.count)
+        await run_joined(config, stop, "plot", open_view, limits, log, after_batch)
+        if views and views[-1].undrawn:
+            await draw()

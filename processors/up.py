@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from processors.config import PipelineConfig
-from processors.plot import ROWS_KEY
+from processors.drawing import ROWS_KEY
 
 log = logging.getLogger("nnmon.up")
 

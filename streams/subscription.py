@@ -10,6 +10,7 @@ callback waits, and rstream stops granting the broker credit.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import rstream
@@ -73,3 +74,51 @@ class RecordReader:
         while len(batch) < max_records and not self._queue.empty():
             batch.append(self._queue.get_nowait())
         return batch
+
+
+async def last_offset(consumer: rstream.Consumer, stream: str, wait_s: float = 1.0) -> int | None:
+    """The offset of the last message `stream` holds now; None when it holds
+    none (nothing arrives within `wait_s`).
+
+    RabbitMQ reports no such figure before 3.11, so this subscribes at LAST,
+    which delivers the last chunk whole, and takes its highest offset.
+    """
+    return await _probe(consumer, stream, ConsumerOffsetSpecification(OffsetType.LAST, None), max, wait_s)
+
+
+async def offset_at(
+    consumer: rstream.Consumer, stream: str, start: ConsumerOffsetSpecification, wait_s: float = 1.0
+) -> int | None:
+    """The offset of the first message a subscription at `start` would get
+    now; None when there is none (`start` is past the end, or the stream is
+    empty). With FIRST: the oldest offset retention has left."""
+    return await _probe(consumer, stream, start, min, wait_s)
+
+
+async def _probe(
+    consumer: rstream.Consumer,
+    stream: str,
+    start: ConsumerOffsetSpecification,
+    pick: Callable[[list[int]], int],
+    wait_s: float,
+) -> int | None:
+    offsets: list[int] = []
+    chunk_delivered = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_message(data: bytes, context: rstream.MessageContext) -> None:
+        # rstream hands a chunk's messages to a plain (non-async) callback in
+        # one go, without yielding to the event loop: by the time this
+        # scheduled call runs, the whole chunk has been seen.
+        if not offsets:
+            loop.call_soon(chunk_delivered.set)
+        offsets.append(context.offset)
+
+    subscription = await consumer.subscribe(stream, on_message, offset_specification=start, initial_credit=1)
+    try:
+        await asyncio.wait_for(chunk_delivered.wait(), wait_s)
+    except asyncio.TimeoutError:
+        pass
+    finally:
+        await consumer.unsubscribe(subscription)
+    return pick(offsets) if offsets else None

@@ -15,7 +15,7 @@ from PIL import Image
 from processors.config import PipelineConfig
 from processors.dataset import diabetes
 from processors.model import default_predictor
-from processors.plot import ROWS_KEY
+from processors.drawing import ROWS_KEY
 from processors.rows import HEADER
 from streams import codec
 from tests.streamtools import read_events

@@ -10,7 +10,6 @@ import pytest
 import rstream
 
 from processors.config import PipelineConfig
-from processors.csv_log import CsvLog
 from processors.dataset import diabetes
 from processors.features import run_features
 from processors.joined import JoinLimits
@@ -180,10 +179,12 @@ def test_malformed_messages_are_reported_and_the_good_ones_around_them_processed
     asyncio.run(scenario())
 
 
-def test_a_second_writer_of_the_same_csv_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    first = CsvLog(tmp_path / "metric_log.csv", None)
-    try:
-        with pytest.raises(UsageError, match="in use"):
-            CsvLog(tmp_path / "metric_log.csv", None)
-    finally:
-        first.close()
+def test_a_second_metric_on_the_same_logs_is_refused(config: PipelineConfig) -> None:
+    async def scenario() -> None:
+        first = start(lambda stop: run_metric(config, stop, JoinLimits()))
+        await wait_until(lambda: config.csv_path.exists(), what="the first metric's CSV")
+        with pytest.raises(UsageError, match="another metric process"):
+            await run_metric(config, asyncio.Event(), JoinLimits())
+        await first.finish()
+
+    asyncio.run(scenario())

@@ -1,0 +1,228 @@
+"""Replaying history: re-join y_true and y_pred from a point of the y_true
+stream and rebuild the views (the CSV, the histogram) from the result.
+
+The replay reads y_true from the start position up to the end the stream had
+when the replay began (or `to_offset`), and y_pred from shortly before the
+first of those y_true up to its own end: a prediction is always written after
+its features, and so after its y_true. Every y_true read that has a
+prediction gives exactly one row, in y_true order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import rstream
+from rstream import ConsumerOffsetSpecification, OffsetType
+
+from processors import checkpoint
+from processors.checkpoint import Checkpoint
+from processors.config import PipelineConfig
+from processors.csv_log import write_csv
+from processors.histogram import ErrorHistogram
+from processors.intake import Intake
+from processors.join import Half, IdJoin, Pair, Side
+from processors.joined import JoinLimits
+from processors.lock import view_lock
+from processors.drawing import draw_png
+from processors.runtime import UsageError
+from streams import codec
+from streams.connection import open_consumer
+from streams.subscription import Record, last_offset, offset_at
+
+log = logging.getLogger("nnmon.replay")
+
+# How far before the first replayed y_true to look for predictions: more
+# than any clock difference between the broker's chunk times.
+PREDICTION_LOOKBACK_MS = 60_000
+
+Progress = Callable[[int, int], None]  # (records read, records expected)
+
+
+@dataclass
+class ReplayResult:
+    pairs: list[Pair]
+    unmatched: dict[str, Half]  # y_true read with no prediction, in order
+    ends: dict[str, int | None]  # per stream, the last offset the replay covers
+    first_read: int | None  # the first y_true offset read
+    rejected: int
+    seconds: float = 0.0
+    newest_ms: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+async def replay(
+    config: PipelineConfig,
+    start: ConsumerOffsetSpecification,
+    to_offset: int | None = None,
+    progress: Progress | None = None,
+) -> ReplayResult:
+    began = time.monotonic()
+    names = config.names
+    async with open_consumer(config.broker, config.connection_name("replay")) as consumer:
+        for stream in (names.y_true, names.y_pred):
+            if not await consumer.stream_exists(stream):
+                raise UsageError(f"stream {stream} does not exist: nothing to replay (check --stream-prefix)")
+        true_first = await offset_at(consumer, names.y_true, ConsumerOffsetSpecification(OffsetType.FIRST))
+        true_end = await last_offset(consumer, names.y_true)
+        pred_end = await last_offset(consumer, names.y_pred)
+        notes = _check_range(names.y_true, start, to_offset, true_first, true_end)
+        limit = true_end if to_offset is None or true_end is None else min(to_offset, true_end)
+        if limit is None or start.offset_type is OffsetType.NEXT:
+            result = ReplayResult([], {}, {names.y_true: limit, names.y_pred: pred_end}, None, 0)
+        else:
+            result = await _replay_range(consumer, config, start, limit, pred_end, progress)
+    result.notes = notes + result.notes
+    result.seconds = time.monotonic() - began
+    return result
+
+
+def _check_range(
+    stream: str, start: ConsumerOffsetSpecification, to_offset: int | None,
+    first: int | None, end: int | None,
+) -> list[str]:
+    notes = []
+    if start.offset_type is OffsetType.OFFSET and start.offset is not None:
+        if end is not None and start.offset > end:
+            raise UsageError(f"--from-offset {start.offset} is past the end of {stream} (last offset {end})")
+        if first is not None and start.offset < first:
+            notes.append(f"offsets before {first} of {stream} were removed by retention; "
+                         f"replaying from {first}")
+    if to_offset is not None and start.offset_type is OffsetType.OFFSET and start.offset is not None \
+            and to_offset < start.offset:
+        raise UsageError(f"--to-offset {to_offset} is before --from-offset {start.offset}")
+    return notes
+
+
+async def _replay_range(
+    consumer: rstream.Consumer,
+    config: PipelineConfig,
+    start: ConsumerOffsetSpecification,
+    limit: int,
+    pred_end: int | None,
+    progress: Progress | None,
+) -> ReplayResult:
+    names = config.names
+    begin = await offset_at(consumer, names.y_true, start)
+    if begin is None or begin > limit:
+        return ReplayResult([], {}, {names.y_true: limit, names.y_pred: pred_end}, None, 0)
+    intake = Intake(log)
+    truths: dict[str, Half] = {}
+    first_chunk_ms: list[int] = []
+
+    def on_truth(record: Record) -> None:
+        if not first_chunk_ms:
+            first_chunk_ms.append(record.timestamp_ms)
+        truth = intake.decode(record, codec.TruthEvent)
+        if truth is not None:
+            truths.setdefault(truth.id, Half(truth.y_true, record.offset, truth.created_ms))
+        if progress is not None:
+            progress(record.offset - begin + 1, limit - begin + 1)
+
+    await _read(consumer, names.y_true, begin, limit, on_truth)
+    log.info("read %d y_true from offset %d to %d", len(truths), begin, limit)
+
+    predictions: dict[str, float] = {}
+
+    def on_prediction(record: Record) -> None:
+        prediction = intake.decode(record, codec.PredictionEvent)
+        if prediction is not None and prediction.features_id in truths:
+            predictions.setdefault(prediction.features_id, prediction.y_pred)
+
+    since = ConsumerOffsetSpecification(OffsetType.TIMESTAMP, first_chunk_ms[0] - PREDICTION_LOOKBACK_MS)
+    pred_begin = None if pred_end is None else await offset_at(consumer, names.y_pred, since)
+    if pred_begin is not None and pred_end is not None and pred_begin <= pred_end:
+        await _read(consumer, names.y_pred, pred_begin, pred_end, on_prediction)
+
+    pairs = [Pair(i, half.value, predictions[i]) for i, half in truths.items() if i in predictions]
+    unmatched = {i: half for i, half in truths.items() if i not in predictions}
+    newest = max((h.event_ms for h in truths.values()), default=0)
+    return ReplayResult(pairs, unmatched, {names.y_true: limit, names.y_pred: pred_end},
+                        begin, intake.rejected, newest_ms=newest)
+
+
+async def _read(
+    consumer: rstream.Consumer, stream: str, begin: int, end: int, handle: Callable[[Record], None]
+) -> None:
+    """Feed `handle` every message from offset `begin` to `end`, inclusive;
+    both must be offsets the stream holds."""
+    reached = asyncio.Event()
+
+    def on_message(data: bytes, context: rstream.MessageContext) -> None:
+        if reached.is_set():
+            return
+        if context.offset <= end:
+            handle(Record(stream, context.offset, context.timestamp, data))
+        if context.offset >= end:
+            reached.set()
+
+    start = ConsumerOffsetSpecification(OffsetType.OFFSET, begin)
+    subscription = await consumer.subscribe(stream, on_message, offset_specification=start,
+                                            initial_credit=50)
+    try:
+        await reached.wait()
+    finally:
+        await consumer.unsubscribe(subscription)
+
+
+def checkpoint_of(result: ReplayResult, limits: JoinLimits, view_state: dict[str, Any]) -> Checkpoint:
+    """The checkpoint a joined processor would have had, had it just read what
+    the replay read: its y_true without prediction wait in the join."""
+    join = IdJoin(window_ms=int(limits.window_s * 1000), max_pending=limits.max_pending)
+    join.newest_ms = result.newest_ms
+    join.pending[Side.TRUTH].update(result.unmatched)
+    join.expire()
+    return Checkpoint(dict(result.ends), {"join": join.to_state(), "view": view_state})
+
+
+async def adopt(config: PipelineConfig, processor: str, saved: Checkpoint) -> None:
+    """Make `saved` the processor's checkpoint, and its offsets the ones
+    stored on the broker. Call with the processor's view lock held."""
+    checkpoint.save(config.checkpoint_path(processor), saved)
+    async with open_consumer(config.broker, config.connection_name("replay")) as consumer:
+        for stream, offset in saved.streams.items():
+            if offset is not None:
+                await consumer.store_offset(stream, config.names.consumer(processor), offset)
+
+
+def histogram_of(pairs: list[Pair]) -> ErrorHistogram:
+    histogram = ErrorHistogram()
+    histogram.add(pair.absolute_error for pair in pairs)
+    return histogram
+
+
+async def rebuild_views(
+    config: PipelineConfig, result: ReplayResult, out: Path | None, plot: bool, limits: JoinLimits
+) -> tuple[Path, Path | None]:
+    """Write the replay's CSV (and PNG); returns their paths.
+
+    With `out`, the CSV goes there and the PNG beside it, and the live views
+    are left alone. Without, the live CSV and PNG are swapped for the
+    replay's, and `metric` (and `plot`) carry on from where the replay ended.
+    """
+    png = None
+    if out is not None:
+        write_csv(out, result.pairs)
+        if plot:
+            png = out.with_suffix(".png")
+            draw_png(histogram_of(result.pairs), png)
+        return out, png
+    with view_lock(config, "metric"), (view_lock(config, "plot") if plot else nullcontext()):
+        # No checkpoint while the CSV is swapped: a crash in between makes
+        # metric rebuild from the streams rather than trust a stale length.
+        config.checkpoint_path("metric").unlink(missing_ok=True)
+        size = write_csv(config.csv_path, result.pairs)
+        await adopt(config, "metric", checkpoint_of(result, limits, {"csv_bytes": size}))
+        if plot:
+            histogram = histogram_of(result.pairs)
+            draw_png(histogram, config.png_path)
+            png = config.png_path
+            await adopt(config, "plot", checkpoint_of(result, limits, histogram.to_state()))
+    return config.csv_path, png
