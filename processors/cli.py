@@ -15,7 +15,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import rstream
 import typer
@@ -37,7 +37,8 @@ log = logging.getLogger("nnmon")
 
 def _option(default: Any, flag: str, env: str, help: str, **extra: Any) -> inspect.Parameter:
     name = flag.lstrip("-").replace("-", "_")
-    annotation = Annotated[type(default), typer.Option(flag, envvar=env, help=help, **extra)]
+    # Built at run time, which is when typer reads it; mypy cannot follow.
+    annotation = Annotated[type(default), typer.Option(flag, envvar=env, help=help, **extra)]  # type: ignore[valid-type]
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
 
@@ -69,7 +70,8 @@ def pipeline_command(*extra: inspect.Parameter) -> Callable[[Callable[..., Any]]
     `config` (and by name), runs with clean errors, and exits with its status."""
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
-        own = [p for p in inspect.signature(command).parameters.values() if p.name not in ("config", "limits")]
+        supplied = ("config", "limits")  # made by the wrapper from the options below
+        own = [p for p in inspect.signature(command).parameters.values() if p.name not in supplied]
         added = COMMON_OPTIONS + extra
         added_names = {p.name for p in added}
 
@@ -111,9 +113,10 @@ def _fail(message: str, debug: bool) -> None:
 @pipeline_command()
 def features(
     config: PipelineConfig,
-    interval: Annotated[float, typer.Option(envvar="NNMON_INTERVAL", min=0,
-                                            help="Seconds between events; 0 = as fast as the broker takes them.")] = 10.0,
-    count: Annotated[Optional[int], typer.Option(envvar="NNMON_COUNT", min=1,
+    interval: Annotated[float, typer.Option(
+        envvar="NNMON_INTERVAL", min=0,
+        help="Seconds between events; 0 = as fast as the broker takes them.")] = 10.0,
+    count: Annotated[int | None, typer.Option(envvar="NNMON_COUNT", min=1,
                                                  help="Stop after this many events.")] = None,
     seed: Annotated[int, typer.Option(envvar="NNMON_SEED", help="Shuffles the order of the rows.")] = 0,
 ) -> None:
@@ -127,9 +130,10 @@ def features(
 @pipeline_command()
 def model(
     config: PipelineConfig,
-    model_path: Annotated[Optional[Path], typer.Option(
+    model_path: Annotated[Path | None, typer.Option(
         envvar="NNMON_MODEL_PATH",
-        help="A joblib-saved scikit-learn regressor; default: LinearRegression fitted on the diabetes set.")] = None,
+        help="A joblib-saved scikit-learn regressor; "
+             "default: LinearRegression fitted on the diabetes set.")] = None,
 ) -> None:
     """Predict every features event and publish y_pred."""
     from processors.model import default_predictor, load_predictor, run_model
@@ -154,7 +158,7 @@ def plot(
     limits: JoinLimits,
     every: Annotated[float, typer.Option(envvar="NNMON_PLOT_EVERY", min=0.1,
                                          help="Seconds between redraws under steady traffic.")] = 10.0,
-    from_offset: Annotated[Optional[str], typer.Option(
+    from_offset: Annotated[str | None, typer.Option(
         help="First rebuild the histogram from the history after this point of y_true: "
              "first, last, next, an offset or an ISO-8601 time.")] = None,
 ) -> None:
@@ -173,9 +177,9 @@ def replay(
     from_offset: Annotated[str, typer.Option(
         help="Where in y_true to start: first, last, next, an offset (inclusive) "
              "or an ISO-8601 time (stream time; local time without a zone).")],
-    to_offset: Annotated[Optional[int], typer.Option(
+    to_offset: Annotated[int | None, typer.Option(
         min=0, help="Last y_true offset to replay (inclusive); needs --out.")] = None,
-    out: Annotated[Optional[Path], typer.Option(
+    out: Annotated[Path | None, typer.Option(
         help="Write the CSV (and PNG beside it) here and leave the live log alone.")] = None,
     plot: Annotated[bool, typer.Option(help="Also rebuild the PNG.")] = True,
 ) -> None:
@@ -214,7 +218,7 @@ def _start(where: str) -> Any:
 
 
 @contextlib.contextmanager
-def _progress_bar() -> Iterator[Optional[Callable[[int, int], None]]]:
+def _progress_bar() -> Iterator[Callable[[int, int], None] | None]:
     """A progress bar on a terminal's stderr; nothing when stderr is not one."""
     if not sys.stderr.isatty():
         yield None
@@ -237,11 +241,11 @@ def _progress_bar() -> Iterator[Optional[Callable[[int, int], None]]]:
 def up(
     config: PipelineConfig,
     interval: Annotated[float, typer.Option(min=0, help="Seconds between events.")] = 10.0,
-    count: Annotated[Optional[int], typer.Option(
+    count: Annotated[int | None, typer.Option(
         min=1, help="Exit 0 once this many new rows are in the CSV and drawn in the PNG.")] = None,
     seed: Annotated[int, typer.Option(help="Shuffles the order of the rows.")] = 0,
     every: Annotated[float, typer.Option(min=0.1, help="Seconds between PNG redraws.")] = 10.0,
-    timeout: Annotated[Optional[float], typer.Option(
+    timeout: Annotated[float | None, typer.Option(
         min=0, help="Exit 1 if --count is not reached within this many seconds.")] = None,
 ) -> int:
     """Run all four processors together until Ctrl-C (or --count)."""

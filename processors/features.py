@@ -12,12 +12,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+
+from rstream import AMQPMessage
 
 from processors.config import PipelineConfig
 from processors.dataset import Dataset, diabetes, row_order
-from processors.runtime import sleep_unless_stopped
+from processors.runtime import keep_running, sleep_unless_stopped
 from streams import codec
-from streams.connection import open_producer
+from streams.connection import Watch, open_producer
 from streams.ids import IdGenerator
 from streams.publisher import ConfirmedPublisher
 from streams.topology import declare_streams
@@ -47,34 +50,72 @@ def make_events(
     return features, truths
 
 
+@dataclass
+class _Progress:
+    """What survives a reconnection: where in the data set we are, and the
+    batch not yet confirmed, which is sent again with the same publishing ids
+    so the broker stores it once."""
+
+    rows: Iterator[int]
+    ids: IdGenerator
+    publisher_name: str
+    sent: int = 0
+    next_publishing_id: int = 1
+    unconfirmed: tuple[list[AMQPMessage], list[AMQPMessage]] | None = None
+
+
 async def run_features(
     config: PipelineConfig, stop: asyncio.Event, interval: float, count: int | None, seed: int
 ) -> int:
     """Publish until `count` events are out or `stop` is set; returns how many."""
-    dataset = diabetes()
-    rows = cycled_rows(len(dataset.target), seed)
     ids = IdGenerator()
+    # Unique per process: several features may publish at once, and the
+    # broker deduplicates per publisher name.
+    name = f"{config.names.consumer('features')}-{ids.next_id()}"
+    progress = _Progress(cycled_rows(len(diabetes().target), seed), ids, name)
+    await keep_running(lambda watch: _publish(config, stop, interval, count, progress, watch), stop, log)
+    log.info("stopped after publishing %d events", progress.sent)
+    return progress.sent
+
+
+async def _publish(
+    config: PipelineConfig, stop: asyncio.Event, interval: float, count: int | None,
+    progress: _Progress, watch: Watch,
+) -> None:
+    dataset = diabetes()
     names = config.names
     batch_size = 1 if interval > 0 else FULL_SPEED_BATCH
-    sent = 0
-    async with open_producer(config.broker, config.connection_name("features")) as producer:
+    async with open_producer(config.broker, config.connection_name("features"), watch) as producer:
         await declare_streams(producer, (names.features, names.y_true), config.retention)
-        publisher = ConfirmedPublisher(producer)
+        watch.connected = True
+        publisher = ConfirmedPublisher(producer, progress.publisher_name, watch)
         log.info("publishing to %s and %s every %gs", names.features, names.y_true, interval)
         last_report = time.monotonic()
-        while not stop.is_set() and (count is None or sent < count):
-            size = batch_size if count is None else min(batch_size, count - sent)
-            features, truths = make_events(dataset, [next(rows) for _ in range(size)], ids)
-            await asyncio.gather(
-                publisher.publish(names.features, [codec.encode(e) for e in features]),
-                publisher.publish(names.y_true, [codec.encode(e) for e in truths]),
-            )
-            sent += size
+        while not stop.is_set() and (count is None or progress.sent < count):
+            if progress.unconfirmed is None:
+                size = batch_size if count is None else min(batch_size, count - progress.sent)
+                features, truths = make_events(dataset, [next(progress.rows) for _ in range(size)],
+                                               progress.ids)
+                progress.unconfirmed = (
+                    numbered([codec.encode(e) for e in features], progress.next_publishing_id),
+                    numbered([codec.encode(e) for e in truths], progress.next_publishing_id),
+                )
+                progress.next_publishing_id += size
+            feature_messages, truth_messages = progress.unconfirmed
+            await asyncio.gather(publisher.publish(names.features, feature_messages),
+                                 publisher.publish(names.y_true, truth_messages))
+            progress.unconfirmed = None
+            progress.sent += len(feature_messages)
             if interval > 0:
-                log.info("published %s (row %d)", features[0].id, features[0].row)
+                log.info("published %s", feature_messages[0].properties.message_id)
                 await sleep_unless_stopped(stop, interval)
             elif time.monotonic() - last_report >= 5:
-                log.info("published %d events", sent)
+                log.info("published %d events", progress.sent)
                 last_report = time.monotonic()
-    log.info("stopped after publishing %d events", sent)
-    return sent
+            watch.check()
+
+
+def numbered(messages: list[AMQPMessage], first_id: int) -> list[AMQPMessage]:
+    for publishing_id, message in enumerate(messages, first_id):
+        message.publishing_id = publishing_id
+    return messages

@@ -15,17 +15,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from processors import checkpoint
 from processors.config import PipelineConfig
 from processors.intake import Intake
 from processors.join import Half, IdJoin, Pair, Side
+from processors.runtime import keep_running
 from streams import codec
-from streams.connection import open_consumer
-from streams.subscription import RecordReader, after
+from streams.connection import Watch, open_consumer
+from streams.subscription import Record, RecordReader, after
 from streams.topology import declare_streams
 
 
@@ -43,6 +44,9 @@ class View(Protocol):
 
     def state(self) -> dict[str, Any]:
         """What the view needs to resume, stored in the checkpoint."""
+
+    def close(self) -> None:
+        """Let go of files; the view may be reopened from a checkpoint."""
 
 
 @dataclass(frozen=True)
@@ -63,69 +67,85 @@ async def run_joined(
     after_batch: Callable[[bool], Awaitable[None]] | None = None,
     checkpoint_every_s: float = 1.0,
 ) -> None:
-    """Run until `stop`; `after_batch(idle)` runs after every loop turn."""
+    """Run until `stop`; `after_batch(idle)` runs after every loop turn.
+
+    When the broker goes away, everything since the last checkpoint is
+    dropped (the view is reopened from it) and reading resumes from there
+    once the broker is back.
+    """
     names = config.names
     streams = (names.y_true, names.y_pred)
     path = config.checkpoint_path(processor)
-    if not path.exists():
-        log.info("no checkpoint at %s: building the view from the start of the streams", path)
-    join, offsets, view = _restore(checkpoint.load(path, streams), streams, open_view, limits, log)
     intake = Intake(log)
     name = names.consumer(processor)
 
-    async with open_consumer(config.broker, config.connection_name(processor)) as consumer:
-        await declare_streams(consumer, streams, config.retention)
-        reader = RecordReader(consumer)
-        for stream in streams:
-            await reader.subscribe(stream, after(offsets[stream]))
-        log.info("joining %s and %s from offsets %s", *streams,
-                 {s: "first" if o is None else o + 1 for s, o in offsets.items()})
+    async def attempt(watch: Watch) -> None:
+        if not path.exists():
+            log.info("no checkpoint at %s: building the view from the start of the streams", path)
+        join, offsets, view = _restore(checkpoint.load(path, streams), streams, open_view, limits, log)
+        try:
+            async with open_consumer(config.broker, config.connection_name(processor), watch) as consumer:
+                await declare_streams(consumer, streams, config.retention)
+                reader = RecordReader(consumer)
+                for stream in streams:
+                    await reader.subscribe(stream, after(offsets[stream]))
+                watch.connected = True
+                log.info("joining %s and %s from offsets %s", *streams,
+                         {s: "first" if o is None else o + 1 for s, o in offsets.items()})
 
-        async def save_checkpoint() -> None:
-            view.sync()
-            state = {"join": join.to_state(), "view": view.state()}
-            checkpoint.save(path, checkpoint.Checkpoint(dict(offsets), state))
-            for stream, offset in offsets.items():
-                if offset is not None:
-                    await consumer.store_offset(stream, name, offset)
+                async def save_checkpoint() -> None:
+                    view.sync()
+                    state = {"join": join.to_state(), "view": view.state()}
+                    checkpoint.save(path, checkpoint.Checkpoint(dict(offsets), state))
+                    for stream, offset in offsets.items():
+                        if offset is not None:
+                            await consumer.store_offset(stream, name, offset)
 
-        last_checkpoint = time.monotonic()
-        unsaved = False
-        while not stop.is_set():
-            records = await reader.next_batch(timeout=0.2)
-            pairs = []
-            for record in records:
-                if record.stream == names.y_true:
-                    truth = intake.decode(record, codec.TruthEvent)
-                    if truth is None:
-                        continue
-                    pair = join.add(Side.TRUTH, truth.id, Half(truth.y_true, record.offset, truth.created_ms))
-                else:
-                    prediction = intake.decode(record, codec.PredictionEvent)
-                    if prediction is None:
-                        continue
-                    pair = join.add(Side.PREDICTION, prediction.features_id,
-                                    Half(prediction.y_pred, record.offset, prediction.created_ms))
-                if pair is not None:
-                    pairs.append(pair)
-            for record in records:
-                offsets[record.stream] = record.offset
-                unsaved = True
-            if pairs:
-                view.write(pairs)
-            expired = join.expire()
-            if expired:
-                log.warning("%d events expired unmatched (%d so far), e.g. %s %s",
-                            len(expired), join.counts.expired, expired[0].side.value, expired[0].id)
-            if after_batch is not None:
-                await after_batch(not records)
-            if unsaved and time.monotonic() - last_checkpoint >= checkpoint_every_s:
-                await save_checkpoint()
                 last_checkpoint = time.monotonic()
                 unsaved = False
-        await save_checkpoint()
-        log.info("stopped: %d joined, %d pending, %d expired, %d rejected", join.counts.joined,
-                 join.pending_count(), join.counts.expired, intake.rejected)
+                while not stop.is_set():
+                    watch.check()
+                    records = await reader.next_batch(timeout=0.2)
+                    pairs = []
+                    for record in records:
+                        pair = _join_record(record, names.y_true, join, intake)
+                        if pair is not None:
+                            pairs.append(pair)
+                        offsets[record.stream] = record.offset
+                        unsaved = True
+                    if pairs:
+                        view.write(pairs)
+                    expired = join.expire()
+                    if expired:
+                        log.warning("%d events expired unmatched (%d so far), e.g. %s %s", len(expired),
+                                    join.counts.expired, expired[0].side.value, expired[0].id)
+                    if after_batch is not None:
+                        await after_batch(not records)
+                    if unsaved and time.monotonic() - last_checkpoint >= checkpoint_every_s:
+                        await save_checkpoint()
+                        last_checkpoint = time.monotonic()
+                        unsaved = False
+                await save_checkpoint()
+                log.info("stopped: %d joined, %d pending, %d expired, %d rejected", join.counts.joined,
+                         join.pending_count(), join.counts.expired, intake.rejected)
+        finally:
+            view.close()
+
+    await keep_running(attempt, stop, log)
+
+
+def _join_record(record: Record, truth_stream: str, join: IdJoin, intake: Intake) -> Pair | None:
+    """Feed one y_true or y_pred record to the join; the pair it completes, if any."""
+    if record.stream == truth_stream:
+        truth = intake.decode(record, codec.TruthEvent)
+        if truth is None:
+            return None
+        return join.add(Side.TRUTH, truth.id, Half(truth.y_true, record.offset, truth.created_ms))
+    prediction = intake.decode(record, codec.PredictionEvent)
+    if prediction is None:
+        return None
+    return join.add(Side.PREDICTION, prediction.features_id,
+                    Half(prediction.y_pred, record.offset, prediction.created_ms))
 
 
 def _restore(
@@ -141,7 +161,7 @@ def _restore(
     if saved is not None:
         try:
             join = IdJoin.from_state(saved.state["join"], window_ms, limits.max_pending)
-            offsets = {s: None if saved.streams[s] is None else int(saved.streams[s]) for s in streams}
+            offsets = {s: _offset(saved.streams[s]) for s in streams}
             return join, offsets, open_view(saved.state["view"])
         except ViewLost as lost:
             log.warning("%s: rebuilding the view from the start of the streams", lost)
@@ -149,3 +169,11 @@ def _restore(
             log.warning("damaged checkpoint (%r): rebuilding the view from the start of the streams", error)
     join = IdJoin(window_ms=window_ms, max_pending=limits.max_pending)
     return join, {stream: None for stream in streams}, open_view(None)
+
+
+def _offset(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ValueError(f"offset {value!r} in checkpoint")

@@ -15,16 +15,8 @@ log = logging.getLogger("nnmon.metric")
 
 
 async def run_metric(config: PipelineConfig, stop: asyncio.Event, limits: JoinLimits) -> None:
-    opened: list[CsvLog] = []
-
     def open_view(state: dict[str, Any] | None) -> CsvLog:
-        csv_log = CsvLog(config.csv_path, state)
-        opened.append(csv_log)
-        return csv_log
+        return CsvLog(config.csv_path, state)
 
-    try:
-        with view_lock(config, "metric"):
-            await run_joined(config, stop, "metric", open_view, limits, log)
-    finally:
-        for csv_log in opened:
-            csv_log.close()
+    with view_lock(config, "metric"):
+        await run_joined(config, stop, "metric", open_view, limits, log)

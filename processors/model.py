@@ -22,9 +22,9 @@ import numpy as np
 from processors.config import PipelineConfig
 from processors.dataset import diabetes
 from processors.intake import Intake
-from processors.runtime import UsageError
+from processors.runtime import UsageError, keep_running
 from streams import codec
-from streams.connection import open_consumer, open_producer
+from streams.connection import Watch, open_consumer, open_producer
 from streams.ids import IdGenerator
 from streams.publisher import ConfirmedPublisher
 from streams.subscription import RecordReader, after, stored_offset
@@ -82,23 +82,33 @@ def load_predictor(path: Path) -> Predictor:
 
 
 async def run_model(config: PipelineConfig, stop: asyncio.Event, predictor: Predictor) -> None:
+    intake = Intake(log)
+    predicted = [0]
+    await keep_running(lambda watch: _predict(config, stop, predictor, intake, predicted, watch), stop, log)
+    log.info("stopped after %d predictions (%d rejected)", predicted[0], intake.rejected)
+
+
+async def _predict(
+    config: PipelineConfig, stop: asyncio.Event, predictor: Predictor, intake: Intake,
+    predicted: list[int], watch: Watch,
+) -> None:
     names = config.names
     name = names.consumer("model")
-    intake = Intake(log)
     ids = IdGenerator()
-    predicted = 0
     async with (
-        open_consumer(config.broker, config.connection_name("model")) as consumer,
-        open_producer(config.broker, config.connection_name("model")) as producer,
+        open_consumer(config.broker, config.connection_name("model"), watch) as consumer,
+        open_producer(config.broker, config.connection_name("model"), watch) as producer,
     ):
         await declare_streams(producer, (names.features, names.y_pred), config.retention)
         start = await stored_offset(consumer, names.features, name)
         reader = RecordReader(consumer)
         await reader.subscribe(names.features, after(start))
-        publisher = ConfirmedPublisher(producer, publisher_name=name)
+        watch.connected = True
+        publisher = ConfirmedPublisher(producer, name, watch)
         log.info("predicting %s -> %s with %s, from offset %s", names.features,
                  names.y_pred, predictor.version, "first" if start is None else start + 1)
         while not stop.is_set():
+            watch.check()
             records = await reader.next_batch(timeout=0.2)
             if not records:
                 continue
@@ -124,6 +134,5 @@ async def run_model(config: PipelineConfig, stop: asyncio.Event, predictor: Pred
                     message.publishing_id = record.offset + 1
                     messages.append(message)
                 await publisher.publish(names.y_pred, messages)
-                predicted += len(messages)
+                predicted[0] += len(messages)
             await consumer.store_offset(names.features, name, records[-1].offset)
-        log.info("stopped after %d predictions (%d rejected)", predicted, intake.rejected)

@@ -41,6 +41,9 @@ class HistogramView:
     def state(self) -> dict[str, Any]:
         return self.histogram.to_state()
 
+    def close(self) -> None:
+        """Nothing to let go of."""
+
     @property
     def undrawn(self) -> bool:
         return self.histogram.count != self.drawn_rows

@@ -26,12 +26,12 @@ from processors import checkpoint
 from processors.checkpoint import Checkpoint
 from processors.config import PipelineConfig
 from processors.csv_log import write_csv
+from processors.drawing import draw_png
 from processors.histogram import ErrorHistogram
 from processors.intake import Intake
 from processors.join import Half, IdJoin, Pair, Side
 from processors.joined import JoinLimits
 from processors.lock import view_lock
-from processors.drawing import draw_png
 from processors.runtime import UsageError
 from streams import codec
 from streams.connection import open_consumer

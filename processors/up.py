@@ -108,7 +108,7 @@ async def run_up(config: PipelineConfig, stop: asyncio.Event, options: UpOptions
                 break
             try:
                 await asyncio.wait_for(stop.wait(), 0.2)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
     finally:
         await stop_children(children)
@@ -123,7 +123,7 @@ async def stop_children(children: dict[str, asyncio.subprocess.Process], grace_s
     for name, child in children.items():
         try:
             await asyncio.wait_for(child.wait(), grace_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.error("%s did not stop within %gs; killing it", name, grace_s)
             child.kill()
             await child.wait()

@@ -15,7 +15,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from rstream import AMQPMessage, Properties, amqp_decoder
 
@@ -54,7 +54,7 @@ class PredictionEvent:
     created_ms: int
 
 
-Event = Union[FeaturesEvent, TruthEvent, PredictionEvent]
+Event = FeaturesEvent | TruthEvent | PredictionEvent
 
 
 class MalformedEvent(ValueError):

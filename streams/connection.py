@@ -6,7 +6,10 @@ apart in the management UI's Stream tab.
 
 from __future__ import annotations
 
+import asyncio
+
 import rstream
+from rstream.recovery import BackOffRecoveryStrategy
 
 from streams.settings import BrokerSettings
 
@@ -15,7 +18,47 @@ class BrokerError(RuntimeError):
     """The broker could not be used; the text says what to do."""
 
 
-def open_producer(settings: BrokerSettings, connection_name: str) -> rstream.Producer:
+class ConnectionLost(BrokerError):
+    """An established connection to the broker went away."""
+
+
+class StreamDeleted(BrokerError):
+    """A stream was deleted (or moved) while a processor used it."""
+
+
+class Watch:
+    """Notices when the connections of a producer or consumer close.
+
+    rstream's own recovery is switched off: a consumer resumes at the end of
+    the last chunk it saw rather than at the stored offset, and a producer
+    would retry unconfirmed batches on its own schedule. Instead processors
+    treat a lost connection like a crash: drop everything, reconnect, resume
+    from what is durable.
+    """
+
+    def __init__(self) -> None:
+        self.lost = asyncio.Event()
+        self.error: BrokerError | None = None
+        self.connected = False
+
+    def on_close(self, info: rstream.OnClosedErrorInfo) -> None:
+        if self.error is None:
+            streams = ", ".join(info.streams) or "the broker"
+            if info.reason == "Metadata Update":
+                self.error = StreamDeleted(f"stream {streams} was deleted or moved")
+            else:
+                self.error = ConnectionLost(f"connection to {streams} lost ({info.reason})")
+        self.lost.set()
+
+    def check(self) -> None:
+        """Raise the error that ended the connection, if one did."""
+        if self.error is not None:
+            raise self.error
+
+
+def open_producer(
+    settings: BrokerSettings, connection_name: str, watch: Watch | None = None
+) -> rstream.Producer:
     return rstream.Producer(
         settings.host,
         settings.port,
@@ -23,10 +66,14 @@ def open_producer(settings: BrokerSettings, connection_name: str) -> rstream.Pro
         password=settings.password,
         vhost=settings.vhost,
         connection_name=connection_name,
+        on_close_handler=None if watch is None else watch.on_close,
+        recovery_strategy=BackOffRecoveryStrategy(False),
     )
 
 
-def open_consumer(settings: BrokerSettings, connection_name: str) -> rstream.Consumer:
+def open_consumer(
+    settings: BrokerSettings, connection_name: str, watch: Watch | None = None
+) -> rstream.Consumer:
     return rstream.Consumer(
         settings.host,
         settings.port,
@@ -34,12 +81,16 @@ def open_consumer(settings: BrokerSettings, connection_name: str) -> rstream.Con
         password=settings.password,
         vhost=settings.vhost,
         connection_name=connection_name,
+        on_close_handler=None if watch is None else watch.on_close,
+        recovery_strategy=BackOffRecoveryStrategy(False),
     )
 
 
 def explain(error: BaseException, settings: BrokerSettings) -> str:
     """One line saying what went wrong with the broker and what to do."""
     where = f"{settings.host}:{settings.port} (vhost {settings.vhost!r})"
+    if isinstance(error, (ConnectionLost, StreamDeleted)):
+        return f"RabbitMQ at {where}: {error}"
     if isinstance(error, (ConnectionRefusedError, ConnectionResetError)):
         return (
             f"no RabbitMQ stream port answers at {where}: start the broker "

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import rstream
 
-from streams.connection import BrokerError
+from streams.connection import BrokerError, Watch
 
 
 @dataclass
@@ -33,14 +33,26 @@ class ConfirmedPublisher:
     come from a counter of this publisher.
     """
 
-    def __init__(self, producer: rstream.Producer, publisher_name: str | None = None) -> None:
+    def __init__(
+        self,
+        producer: rstream.Producer,
+        publisher_name: str | None = None,
+        watch: Watch | None = None,
+        confirm_timeout_s: float = 30.0,
+    ) -> None:
         self._producer = producer
         self._publisher_name = publisher_name
+        self._watch = watch or Watch()
+        self._confirm_timeout_s = confirm_timeout_s
         self._next_id = 1
         self._batches: dict[tuple[str, int], _Batch] = {}
 
     async def publish(self, stream: str, messages: Sequence[rstream.AMQPMessage]) -> None:
-        """Send and wait until every message is confirmed (stored) by the broker."""
+        """Send and wait until every message is confirmed (stored) by the broker.
+
+        Raises the watch's error if the connection goes away meanwhile, and
+        `BrokerError` if confirms do not come within the timeout: never hangs.
+        """
         if not messages:
             return
         batch = _Batch(remaining=len(messages))
@@ -65,7 +77,22 @@ class ConfirmedPublisher:
             if pending.remaining == 0:
                 pending.done.set_result(None)
 
-        await self._producer.send_batch(
-            stream, messages, publisher_name=self._publisher_name, on_publish_confirm=on_confirm
-        )
-        await batch.done
+        try:
+            await self._producer.send_batch(
+                stream, messages, publisher_name=self._publisher_name, on_publish_confirm=on_confirm
+            )
+            lost: asyncio.Future[object] = asyncio.ensure_future(self._watch.lost.wait())
+            waiting: set[asyncio.Future[object]] = {batch.done, lost}  # type: ignore[arg-type]
+            try:
+                await asyncio.wait(waiting, timeout=self._confirm_timeout_s,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                lost.cancel()
+            if batch.done.done():
+                batch.done.result()  # raises a refusal
+                return
+            self._watch.check()
+            raise BrokerError(f"RabbitMQ confirmed nothing on {stream} for {self._confirm_timeout_s:g}s")
+        finally:
+            for message in messages:
+                self._batches.pop((stream, message.publishing_id), None)  # type: ignore[arg-type]

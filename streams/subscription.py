@@ -68,7 +68,7 @@ class RecordReader:
         """
         try:
             first = await asyncio.wait_for(self._queue.get(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return []
         batch = [first]
         while len(batch) < max_records and not self._queue.empty():
@@ -117,7 +117,7 @@ async def _probe(
     subscription = await consumer.subscribe(stream, on_message, offset_specification=start, initial_credit=1)
     try:
         await asyncio.wait_for(chunk_delivered.wait(), wait_s)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     finally:
         await consumer.unsubscribe(subscription)

@@ -34,7 +34,7 @@ async def read_stream(
                                  offset_specification=ConsumerOffsetSpecification(OffsetType.FIRST))
         try:
             await asyncio.wait_for(done.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise AssertionError(f"{stream}: {len(got)} of {count} messages after {timeout}s") from None
     return got[:count]
 

@@ -14,8 +14,8 @@ from PIL import Image
 
 from processors.config import PipelineConfig
 from processors.dataset import diabetes
-from processors.model import default_predictor
 from processors.drawing import ROWS_KEY
+from processors.model import default_predictor
 from processors.rows import HEADER
 from streams import codec
 from tests.streamtools import read_events
@@ -23,7 +23,9 @@ from tests.streamtools import read_events
 NNMON = str(Path(sys.executable).with_name("nnmon"))
 
 
-def run_nnmon(config: PipelineConfig, *arguments: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_nnmon(
+    config: PipelineConfig, *arguments: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NNMON_STREAM_PREFIX": config.names.prefix,
            "NNMON_LOGS_DIR": str(config.logs_dir), "NNMON_MAX_AGE": config.retention.max_age}
     return subprocess.run([NNMON, *arguments], env=env, capture_output=True, text=True, timeout=timeout)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from rstream import OffsetType
@@ -28,7 +28,7 @@ def test_an_offset_number_is_that_offset() -> None:
                                   "2026-11-24T14:00:00+01:00", "2026-11-24T13:00:00.000z"])
 def test_times_with_a_zone_are_that_instant(text: str) -> None:
     start = parse_start(text)
-    expected = datetime(2026, 11, 24, 13, 0, tzinfo=timezone.utc).timestamp() * 1000
+    expected = datetime(2026, 11, 24, 13, 0, tzinfo=UTC).timestamp() * 1000
     assert (start.offset_type, start.offset) == (OffsetType.TIMESTAMP, int(expected))
 
 
