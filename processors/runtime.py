@@ -52,7 +52,7 @@ async def sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
 
 async def keep_running(
     body: Callable[[Watch], Awaitable[None]], stop: asyncio.Event, log: logging.Logger,
-    max_delay_s: float = 30.0,
+    max_delay_s: float = 10.0,
 ) -> None:
     """Run `body(watch)`, and run it again whenever the broker goes away,
     backing off 1, 2, 4... up to `max_delay_s` seconds between attempts.
