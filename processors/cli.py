@@ -47,6 +47,9 @@ COMMON_OPTIONS = (
     _option(5552, "--port", "NNMON_PORT", "RabbitMQ stream port.", min=1, max=65535),
     _option("guest", "--user", "NNMON_USER", "RabbitMQ user."),
     _option("guest", "--password", "NNMON_PASSWORD", "RabbitMQ password.", show_default=False),
+    _option(Path(), "--password-file", "NNMON_PASSWORD_FILE",
+            "Read the password from this file's first line instead (e.g. a Docker secret).",
+            show_default=False),
     _option("/", "--vhost", "NNMON_VHOST", "RabbitMQ virtual host."),
     _option("", "--stream-prefix", "NNMON_STREAM_PREFIX",
             "Prefix of every stream and consumer name, so pipelines can share a broker."),
@@ -79,9 +82,13 @@ def pipeline_command(*extra: inspect.Parameter) -> Callable[[Callable[..., Any]]
         def wrapper(**values: Any) -> None:
             common = {name: values.pop(name) for name in list(values) if name in added_names}
             setup_logging(common["debug"])
+            try:
+                password = _password(common["password"], common["password_file"])
+            except UsageError as error:
+                _fail(str(error), common["debug"])
             config = PipelineConfig(
                 broker=BrokerSettings(common["host"], common["port"], common["user"],
-                                      common["password"], common["vhost"]),
+                                      password, common["vhost"]),
                 names=StreamNames(common["stream_prefix"]),
                 retention=Retention(common["max_age"], common["max_bytes"], common["segment_bytes"]),
                 logs_dir=common["logs_dir"],
@@ -100,6 +107,15 @@ def pipeline_command(*extra: inspect.Parameter) -> Callable[[Callable[..., Any]]
         return wrapper
 
     return decorate
+
+
+def _password(password: str, password_file: Path) -> str:
+    if password_file == Path():
+        return password
+    try:
+        return password_file.read_text().splitlines()[0] if password_file.stat().st_size else ""
+    except OSError as error:
+        raise UsageError(f"cannot read --password-file {password_file}: {error.strerror}") from None
 
 
 def _fail(message: str, debug: bool) -> None:

@@ -56,11 +56,14 @@ def write_csv(path: Path, pairs: Iterable[Pair]) -> int:
     returns its size in bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as file:
-        file.write(HEADER.encode())
-        file.write(format_rows(pairs).encode())
-        file.flush()
-        os.fsync(file.fileno())
-        size = file.tell()
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as file:
+            file.write(HEADER.encode())
+            file.write(format_rows(pairs).encode())
+            file.flush()
+            os.fsync(file.fileno())
+            size = file.tell()
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)  # after a failure (disk full): no half CSV left
     return size

@@ -41,7 +41,10 @@ def draw_png(histogram: ErrorHistogram, path: Path) -> None:
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
-    figure.savefig(temporary, format="png", metadata={ROWS_KEY: str(histogram.count)})
-    os.replace(temporary, path)
+    try:
+        figure.savefig(temporary, format="png", metadata={ROWS_KEY: str(histogram.count)})
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)  # after a failure (disk full): no half PNG left
 
 

@@ -1,17 +1,20 @@
 """Decoding what a processor reads, and reporting what it cannot use.
 
 A malformed or unexpected message never stops a processor and never
-vanishes silently: it is logged with its stream, offset and reason, and
-counted.
+vanishes silently: it is logged with its stream, offset and reason, counted,
+and (for processors given a publisher) copied to the `rejected` stream with
+the reason and its source stream and offset.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
+from processors.join import Expired, Side
 from streams import codec
+from streams.publisher import ConfirmedPublisher
 from streams.subscription import Record
 
 E = TypeVar("E", codec.FeaturesEvent, codec.TruthEvent, codec.PredictionEvent)
@@ -20,7 +23,10 @@ E = TypeVar("E", codec.FeaturesEvent, codec.TruthEvent, codec.PredictionEvent)
 @dataclass
 class Intake:
     log: logging.Logger
+    processor: str
+    keep_rejects: bool = True  # False: log and count only
     rejected: int = 0
+    _unpublished: list[codec.Rejected] = field(default_factory=list)
 
     def decode(self, record: Record, *expected: type[E]) -> E | None:
         """The record's event if it decodes to one of the `expected` types;
@@ -41,3 +47,27 @@ class Intake:
             "rejected %s offset %d: %s (%d rejected so far)",
             record.stream, record.offset, reason, self.rejected,
         )
+        if self.keep_rejects:
+            self._unpublished.append(codec.Rejected(
+                reason, record.stream, record.offset, self.processor,
+                record.data[: codec.REJECTED_KEEP_BYTES], len(record.data),
+            ))
+
+    def reject_expired(self, expired: list[Expired], stream_of: dict[Side, str]) -> None:
+        """Report events that waited out the join window with no partner."""
+        for item in expired:
+            reason = f"no {item.side.other.value} for id {item.id} within the join window"
+            if self.keep_rejects:
+                self._unpublished.append(codec.Rejected(
+                    reason, stream_of[item.side], item.half.offset, self.processor, b"", 0))
+
+    async def publish_rejects(self, publisher: ConfirmedPublisher, stream: str) -> None:
+        """Copy the rejects so far to `stream`; call before storing the
+        offsets that cover them, so a crash repeats a reject, never loses it."""
+        if self._unpublished:
+            await publisher.publish(stream, [codec.encode_rejected(r) for r in self._unpublished])
+            self._unpublished.clear()
+
+    def forget_rejects(self) -> None:
+        """Drop unpublished rejects: the records will be read (and rejected) again."""
+        self._unpublished.clear()

@@ -67,6 +67,10 @@ class IdJoin:
 
     window_ms: int = 3_600_000
     max_pending: int = 100_000
+    # Ids joined lately, so a repeated event is recognised as a duplicate
+    # rather than waiting (and perhaps joining) again.
+    remember_joined: int = 10_000
+    joined_ids: dict[str, None] = field(default_factory=dict)
     pending: dict[Side, dict[str, Half]] = field(
         default_factory=lambda: {Side.TRUTH: {}, Side.PREDICTION: {}}
     )
@@ -85,8 +89,16 @@ class IdJoin:
                 waiting[event_id] = half
             return None
         self.counts.joined += 1
+        self.joined_ids[event_id] = None
+        if len(self.joined_ids) > self.remember_joined:
+            del self.joined_ids[next(iter(self.joined_ids))]
         truth, prediction = (half, partner) if side is Side.TRUTH else (partner, half)
         return Pair(event_id, truth.value, prediction.value)
+
+    def seen(self, side: Side, event_id: str) -> bool:
+        """Whether this side of `event_id` is already waiting or joined lately:
+        another one would be a duplicate."""
+        return event_id in self.pending[side] or event_id in self.joined_ids
 
     def expire(self) -> list[Expired]:
         """Remove and return what is older than the window or over the count."""
@@ -113,6 +125,7 @@ class IdJoin:
         return {
             "newest_ms": self.newest_ms,
             "counts": vars(self.counts).copy(),
+            "joined_ids": list(self.joined_ids),
             "pending": {
                 side.value: [[i, h.value, h.offset, h.event_ms] for i, h in waiting.items()]
                 for side, waiting in self.pending.items()
@@ -124,6 +137,7 @@ class IdJoin:
         join = cls(window_ms=window_ms, max_pending=max_pending)
         join.newest_ms = int(state["newest_ms"])
         join.counts = JoinCounts(**state["counts"])
+        join.joined_ids = dict.fromkeys(str(i) for i in state.get("joined_ids", []))
         for side in Side:
             join.pending[side] = {
                 str(i): Half(float(value), int(offset), int(event_ms))

@@ -25,7 +25,8 @@ from processors.intake import Intake
 from processors.join import Half, IdJoin, Pair, Side
 from processors.runtime import keep_running
 from streams import codec
-from streams.connection import Watch, open_consumer
+from streams.connection import Watch, open_consumer, open_producer
+from streams.publisher import ConfirmedPublisher
 from streams.subscription import Record, RecordReader, after
 from streams.topology import declare_streams
 
@@ -66,8 +67,11 @@ async def run_joined(
     log: logging.Logger,
     after_batch: Callable[[bool], Awaitable[None]] | None = None,
     checkpoint_every_s: float = 1.0,
+    publish_rejects: bool = False,
 ) -> None:
     """Run until `stop`; `after_batch(idle)` runs after every loop turn.
+    With `publish_rejects`, unusable messages are copied to the rejected
+    stream (one processor per pipeline should, or each reject shows twice).
 
     When the broker goes away, everything since the last checkpoint is
     dropped (the view is reopened from it) and reading resumes from there
@@ -76,16 +80,21 @@ async def run_joined(
     names = config.names
     streams = (names.y_true, names.y_pred)
     path = config.checkpoint_path(processor)
-    intake = Intake(log)
+    intake = Intake(log, processor)
     name = names.consumer(processor)
 
     async def attempt(watch: Watch) -> None:
+        intake.forget_rejects()  # anything not yet reported will be read again
         if not path.exists():
             log.info("no checkpoint at %s: building the view from the start of the streams", path)
         join, offsets, view = _restore(checkpoint.load(path, streams), streams, open_view, limits, log)
         try:
-            async with open_consumer(config.broker, config.connection_name(processor), watch) as consumer:
-                await declare_streams(consumer, streams, config.retention)
+            async with (
+                open_consumer(config.broker, config.connection_name(processor), watch) as consumer,
+                open_producer(config.broker, config.connection_name(processor), watch) as producer,
+            ):
+                await declare_streams(consumer, streams + (names.rejected,), config.retention)
+                reject_publisher = ConfirmedPublisher(producer, None, watch)
                 reader = RecordReader(consumer)
                 for stream in streams:
                     await reader.subscribe(stream, after(offsets[stream]))
@@ -94,6 +103,10 @@ async def run_joined(
                          {s: "first" if o is None else o + 1 for s, o in offsets.items()})
 
                 async def save_checkpoint() -> None:
+                    if publish_rejects:
+                        await intake.publish_rejects(reject_publisher, names.rejected)
+                    else:
+                        intake.forget_rejects()  # logged and counted only
                     view.sync()
                     state = {"join": join.to_state(), "view": view.state()}
                     checkpoint.save(path, checkpoint.Checkpoint(dict(offsets), state))
@@ -116,6 +129,7 @@ async def run_joined(
                     if pairs:
                         view.write(pairs)
                     expired = join.expire()
+                    intake.reject_expired(expired, {Side.TRUTH: names.y_true, Side.PREDICTION: names.y_pred})
                     if expired:
                         log.warning("%d events expired unmatched (%d so far), e.g. %s %s", len(expired),
                                     join.counts.expired, expired[0].side.value, expired[0].id)
@@ -140,12 +154,17 @@ def _join_record(record: Record, truth_stream: str, join: IdJoin, intake: Intake
         truth = intake.decode(record, codec.TruthEvent)
         if truth is None:
             return None
-        return join.add(Side.TRUTH, truth.id, Half(truth.y_true, record.offset, truth.created_ms))
-    prediction = intake.decode(record, codec.PredictionEvent)
-    if prediction is None:
+        side, event_id, half = Side.TRUTH, truth.id, Half(truth.y_true, record.offset, truth.created_ms)
+    else:
+        prediction = intake.decode(record, codec.PredictionEvent)
+        if prediction is None:
+            return None
+        side, event_id = Side.PREDICTION, prediction.features_id
+        half = Half(prediction.y_pred, record.offset, prediction.created_ms)
+    if join.seen(side, event_id):
+        intake.reject(record, f"duplicate {side.value} for id {event_id}")
         return None
-    return join.add(Side.PREDICTION, prediction.features_id,
-                    Half(prediction.y_pred, record.offset, prediction.created_ms))
+    return join.add(side, event_id, half)
 
 
 def _restore(

@@ -19,4 +19,4 @@ async def run_metric(config: PipelineConfig, stop: asyncio.Event, limits: JoinLi
         return CsvLog(config.csv_path, state)
 
     with view_lock(config, "metric"):
-        await run_joined(config, stop, "metric", open_view, limits, log)
+        await run_joined(config, stop, "metric", open_view, limits, log, publish_rejects=True)

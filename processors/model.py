@@ -82,7 +82,7 @@ def load_predictor(path: Path) -> Predictor:
 
 
 async def run_model(config: PipelineConfig, stop: asyncio.Event, predictor: Predictor) -> None:
-    intake = Intake(log)
+    intake = Intake(log, "model")
     predicted = [0]
     await keep_running(lambda watch: _predict(config, stop, predictor, intake, predicted, watch), stop, log)
     log.info("stopped after %d predictions (%d rejected)", predicted[0], intake.rejected)
@@ -99,12 +99,16 @@ async def _predict(
         open_consumer(config.broker, config.connection_name("model"), watch) as consumer,
         open_producer(config.broker, config.connection_name("model"), watch) as producer,
     ):
-        await declare_streams(producer, (names.features, names.y_pred), config.retention)
+        await declare_streams(producer, (names.features, names.y_pred, names.rejected), config.retention)
+        intake.forget_rejects()  # anything not yet reported will be read again
         start = await stored_offset(consumer, names.features, name)
         reader = RecordReader(consumer)
         await reader.subscribe(names.features, after(start))
         watch.connected = True
         publisher = ConfirmedPublisher(producer, name, watch)
+        # No publisher name: rejects are numbered per process, so broker-side
+        # deduplication would drop those of a restarted model.
+        reject_publisher = ConfirmedPublisher(producer, None, watch)
         log.info("predicting %s -> %s with %s, from offset %s", names.features,
                  names.y_pred, predictor.version, "first" if start is None else start + 1)
         while not stop.is_set():
@@ -135,4 +139,5 @@ async def _predict(
                     messages.append(message)
                 await publisher.publish(names.y_pred, messages)
                 predicted[0] += len(messages)
+            await intake.publish_rejects(reject_publisher, names.rejected)
             await consumer.store_offset(names.features, name, records[-1].offset)

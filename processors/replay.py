@@ -113,7 +113,7 @@ async def _replay_range(
     begin = await offset_at(consumer, names.y_true, start)
     if begin is None or begin > limit:
         return ReplayResult([], {}, {names.y_true: limit, names.y_pred: pred_end}, None, 0)
-    intake = Intake(log)
+    intake = Intake(log, "replay", keep_rejects=False)
     truths: dict[str, Half] = {}
     first_chunk_ms: list[int] = []
 

@@ -91,6 +91,50 @@ def encode(event: Event) -> AMQPMessage:
     )
 
 
+# A rejected message keeps at most this much of the original, so that even a
+# message of several MB is reported within one frame.
+REJECTED_KEEP_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A message a processor could not use, and why."""
+
+    reason: str
+    source_stream: str
+    source_offset: int
+    processor: str
+    original: bytes  # the message as read, cut to REJECTED_KEEP_BYTES
+    original_size: int
+
+
+def encode_rejected(rejected: Rejected) -> AMQPMessage:
+    return AMQPMessage(
+        body=rejected.original[:REJECTED_KEEP_BYTES],
+        properties=Properties(content_type="application/octet-stream"),
+        application_properties={
+            "event_type": "rejected",
+            "schema_version": SCHEMA_VERSION,
+            "reason": rejected.reason,
+            "source_stream": rejected.source_stream,
+            "source_offset": rejected.source_offset,
+            "processor": rejected.processor,
+            "original_size": rejected.original_size,
+        },
+    )
+
+
+def decode_rejected(data: bytes) -> Rejected:
+    """Read back a message of the rejected stream (for tools and tests)."""
+    message = amqp_decoder(data)
+    properties = _text_keys(message.application_properties or {})
+    body = message.body if isinstance(message.body, bytes) else b"".join(message.body or [])
+    return Rejected(
+        str(properties["reason"]), str(properties["source_stream"]), int(properties["source_offset"]),
+        str(properties["processor"]), body, int(properties["original_size"]),
+    )
+
+
 def decode(data: bytes) -> Event:
     """Decode one message read from a stream.
 

@@ -7,6 +7,7 @@ apart in the management UI's Stream tab.
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import rstream
 from rstream.recovery import BackOffRecoveryStrategy
@@ -86,12 +87,31 @@ def open_consumer(
     )
 
 
+AMQP_PORT = 5672
+STREAM_PORT = 5552
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 def explain(error: BaseException, settings: BrokerSettings) -> str:
     """One line saying what went wrong with the broker and what to do."""
     where = f"{settings.host}:{settings.port} (vhost {settings.vhost!r})"
     if isinstance(error, (ConnectionLost, StreamDeleted)):
         return f"RabbitMQ at {where}: {error}"
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"cannot use {error.filename}: {error.strerror or error} (check --logs-dir and its disk)"
     if isinstance(error, (ConnectionRefusedError, ConnectionResetError)):
+        if settings.port == STREAM_PORT and _answers(settings.host, AMQP_PORT):
+            return (
+                f"RabbitMQ at {settings.host} answers AMQP on {AMQP_PORT} but nothing listens on "
+                f"{settings.host}:{STREAM_PORT}: enable its rabbitmq_stream plugin (scripts/broker does)"
+            )
         return (
             f"no RabbitMQ stream port answers at {where}: start the broker "
             "(scripts/broker) or check --host/--port"

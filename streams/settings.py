@@ -60,9 +60,14 @@ class StreamNames:
     def y_pred(self) -> str:
         return f"{self.prefix}y_pred"
 
+    @property
+    def rejected(self) -> str:
+        """Where processors put messages they cannot use, with the reason."""
+        return f"{self.prefix}rejected"
+
     def consumer(self, processor: str) -> str:
         """The server-side offset tracking name of a processor's consumer."""
         return f"{self.prefix}{processor}"
 
-    def all(self) -> tuple[str, str, str]:
-        return (self.features, self.y_true, self.y_pred)
+    def all(self) -> tuple[str, str, str, str]:
+        return (self.features, self.y_true, self.y_pred, self.rejected)

@@ -137,3 +137,25 @@ def test_state_round_trip_through_json() -> None:
         assert j.expire() == [Expired("c", P, half(0.1, 300, offset=11))]
     assert restored == join
     assert restored.counts == JoinCounts(joined=2, expired=1, duplicates=1)
+
+
+def test_an_id_joined_lately_is_seen_as_a_duplicate_on_both_sides() -> None:
+    join = IdJoin(remember_joined=2)
+    join.add(T, "a", half(1.0))
+    assert join.seen(T, "a") and not join.seen(P, "a")  # waiting truth
+    join.add(P, "a", half(2.0))
+    assert join.seen(T, "a") and join.seen(P, "a")  # joined lately
+    join.add(T, "b", half(1.0))
+    join.add(P, "b", half(1.0))
+    join.add(T, "c", half(1.0))
+    join.add(P, "c", half(1.0))
+    assert not join.seen(T, "a"), "only the last remember_joined ids are kept"
+    assert join.seen(P, "c")
+
+
+def test_joined_ids_survive_a_checkpoint() -> None:
+    join = IdJoin(remember_joined=5)
+    join.add(T, "a", half(1.0))
+    join.add(P, "a", half(2.0))
+    restored = IdJoin.from_state(json.loads(json.dumps(join.to_state())), join.window_ms, join.max_pending)
+    assert restored.seen(P, "a")

@@ -1,0 +1,119 @@
+"""Bad messages on the real streams, next to good ones: the processors keep
+running, the good events are all processed, and each bad one is reported on
+the rejected stream with its reason and where it came from."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+from rstream import AMQPMessage, Properties
+
+from processors.config import PipelineConfig
+from processors.dataset import diabetes
+from processors.joined import JoinLimits
+from processors.metric import run_metric
+from processors.model import default_predictor, run_model
+from streams import codec
+from streams.connection import open_producer
+from streams.ids import IdGenerator
+from streams.publisher import ConfirmedPublisher
+from tests.streamtools import read_stream, start, wait_until
+
+NOW_MS = int(time.time() * 1000)
+
+
+def crafted(event_type: str, body: bytes, message_id: str = "x") -> AMQPMessage:
+    return AMQPMessage(
+        body=body,
+        properties=Properties(message_id=message_id, content_type="application/json", creation_time=NOW_MS),
+        application_properties={"event_type": event_type, "schema_version": codec.SCHEMA_VERSION},
+    )
+
+
+def features_body(event_id: str | None, features: object) -> bytes:
+    body: dict[str, object] = {"row": 0, "features": features}
+    if event_id is not None:
+        body["id"] = event_id
+    return json.dumps(body).encode()
+
+
+def test_bad_messages_are_rejected_and_the_good_ones_around_them_processed(
+    config: PipelineConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    ids = IdGenerator()
+    good = [ids.next_id() for _ in range(3)]
+    row = diabetes().row_features(0)
+    names = config.names
+    bad_features = {
+        "not AMQP": b"\x00\x01\x02 definitely not AMQP",
+        "not JSON": crafted("features", b"{not json"),
+        "no id": crafted("features", features_body(None, row)),
+        "short vector": crafted("features", features_body(ids.next_id(), dict(list(row.items())[:9]))),
+        "NaN": crafted("features", features_body(ids.next_id(), {**row, "age": float("nan")})),
+        "infinity": crafted("features", json.dumps(
+            {"id": ids.next_id(), "row": 0, "features": {**row, "age": 1e999}}).encode()),
+        "strings": crafted("features", features_body(ids.next_id(), {**row, "bmi": "high"})),
+        "several MB": crafted("features", b"x" * 3_000_000),
+    }
+    bad_truths = {
+        "not a number": crafted("y_true", json.dumps({"id": ids.next_id(), "y_true": "151"}).encode()),
+        "duplicate id": codec.encode(codec.TruthEvent(good[0], 1.0, NOW_MS)),
+    }
+    orphan = codec.PredictionEvent(ids.next_id(), ids.next_id(), 3.0, "v", NOW_MS - 3_600_000)
+
+    async def publish() -> None:
+        async with open_producer(config.broker, "nnmon-tests") as producer:
+            for stream in names.all():
+                await producer.create_stream(stream, config.retention.arguments(), exists_ok=True)
+            publisher = ConfirmedPublisher(producer)
+            # Each stream in one batch, so bad and good messages share chunks:
+            # rstream skips the rest of a chunk after a raising callback.
+            features = [codec.encode(codec.FeaturesEvent(i, 0, row, NOW_MS)) for i in good]
+            feature_batch: list[AMQPMessage] = [features[0], *(
+                m if isinstance(m, AMQPMessage) else _raw(m) for m in bad_features.values()),
+                features[1], features[2]]
+            await publisher.publish(names.features, feature_batch)
+            truths = [codec.encode(codec.TruthEvent(i, 100.0, NOW_MS)) for i in good]
+            await publisher.publish(names.y_true, [truths[0], *bad_truths.values(), truths[1], truths[2]])
+            await publisher.publish(names.y_pred, [codec.encode(orphan)])
+
+    async def scenario() -> list[codec.Rejected]:
+        await publish()
+        model = start(lambda stop: run_model(config, stop, default_predictor()))
+        metric = start(lambda stop: run_metric(config, stop, JoinLimits(window_s=60)))
+        await wait_until(lambda: config.csv_path.exists()
+                         and config.csv_path.read_text().count("\n") == 4, what="3 rows")
+        expected_rejects = len(bad_features) + len(bad_truths) + 1
+        rejected = await read_stream(config.broker, names.rejected, expected_rejects)
+        await metric.finish()
+        await model.finish()
+        assert not model.task.exception() and not metric.task.exception()
+        return [codec.decode_rejected(data) for _, data in rejected]
+
+    rejects = asyncio.run(scenario())
+    rows = config.csv_path.read_text().splitlines()[1:]
+    assert sorted(r.split(",")[0] for r in rows) == sorted(good)
+
+    by_stream: dict[str, list[codec.Rejected]] = {}
+    for reject in rejects:
+        by_stream.setdefault(reject.source_stream, []).append(reject)
+    features_offsets = [r.source_offset for r in by_stream[names.features]]
+    assert features_offsets == list(range(1, 1 + len(bad_features))), "each bad features message, in order"
+    assert all(r.processor == "model" and r.reason for r in by_stream[names.features])
+    big = by_stream[names.features][-1]
+    assert big.original_size > 3_000_000 and len(big.original) == codec.REJECTED_KEEP_BYTES
+    assert [r.source_offset for r in by_stream[names.y_true]] == [1, 2]
+    assert "duplicate" in by_stream[names.y_true][1].reason
+    [expired] = by_stream[names.y_pred]
+    assert expired.source_offset == 0 and "within the join window" in expired.reason
+    assert any("rejected so far" in r.message for r in caplog.records)
+
+
+def _raw(data: bytes) -> AMQPMessage:
+    """Bytes published as they are, without AMQP framing."""
+    message = AMQPMessage(body=b"")
+    message.__bytes__ = lambda: data  # type: ignore[method-assign]
+    return message
