@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import rstream
+import rstream.exceptions
 import typer
 
 from processors.config import PipelineConfig
@@ -62,7 +63,7 @@ COMMON_OPTIONS = (
 )
 JOIN_OPTIONS = (
     _option(3600.0, "--join-window", "NNMON_JOIN_WINDOW",
-            "Seconds (event time) an id waits for its other half before it expires.", min=0.001),
+            "Seconds (stream time) an id waits for its other half before it expires.", min=0.001),
     _option(100_000, "--max-pending", "NNMON_MAX_PENDING",
             "Most ids waiting for their other half, per side.", min=1),
 )
@@ -99,7 +100,8 @@ def pipeline_command(*extra: inspect.Parameter) -> Callable[[Callable[..., Any]]
                 status = command(config=config, **values)
             except UsageError as error:
                 _fail(str(error), common["debug"])
-            except (BrokerError, OSError, TimeoutError, rstream.ServerError) as error:
+            except (BrokerError, OSError, TimeoutError, rstream.ServerError,
+                    rstream.exceptions.ClientError) as error:
                 _fail(explain(error, config.broker), common["debug"])
             raise typer.Exit(status or 0)
 

@@ -26,10 +26,12 @@ class ErrorHistogram:
 
     def add(self, errors: Iterable[float]) -> None:
         for error in errors:
-            index = math.floor(error / self.width)
-            while index >= self.max_bins:
+            if not 0 <= error < math.inf:
+                raise ValueError(f"an absolute error must be finite and >= 0, not {error!r}")
+            # Compare rather than divide: error / width overflows for huge errors.
+            while error >= self.width * self.max_bins:
                 self._double_width()
-                index = math.floor(error / self.width)
+            index = min(math.floor(error / self.width), self.max_bins - 1)
             self.counts[index] = self.counts.get(index, 0) + 1
             self.count += 1
             self.total += error

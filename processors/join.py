@@ -4,7 +4,8 @@ Pure: no I/O. Whichever side of an id arrives first waits in `pending` until
 the other side comes. Waiting is bounded twice: in event time (`window_ms`
 behind the newest event seen) and in count (`max_pending` per side). What
 leaves the window unmatched is returned as `Expired` and counted, never
-dropped silently.
+dropped silently. Times are milliseconds on the broker's clock (the chunk
+timestamps of the records).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ class Side(str, Enum):
 
 @dataclass(frozen=True)
 class Half:
-    """One side of a join: a value, where it was read and its event time (ms)."""
+    """One side of a join: a value, where it was read, and when the broker
+    stored it (ms since the Unix epoch)."""
 
     value: float
     offset: int

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+import rstream
 
 from processors import checkpoint
 from processors.config import PipelineConfig
@@ -27,7 +30,7 @@ from processors.runtime import keep_running
 from streams import codec
 from streams.connection import Watch, open_consumer, open_producer
 from streams.publisher import ConfirmedPublisher
-from streams.subscription import Record, RecordReader, after
+from streams.subscription import Record, RecordReader, after, last_position
 from streams.topology import declare_streams
 
 
@@ -95,6 +98,11 @@ async def run_joined(
             ):
                 await declare_streams(consumer, streams + (names.rejected,), config.retention)
                 reject_publisher = ConfirmedPublisher(producer, None, watch)
+                if await _ahead_of_streams(consumer, offsets):
+                    log.warning("the checkpoint is past the end of the streams (were they deleted and "
+                                "created again?): rebuilding the view from the start of the streams")
+                    view.close()
+                    join, offsets, view = _restore(None, streams, open_view, limits, log)
                 reader = RecordReader(consumer)
                 for stream in streams:
                     await reader.subscribe(stream, after(offsets[stream]))
@@ -148,23 +156,38 @@ async def run_joined(
     await keep_running(attempt, stop, log)
 
 
+async def _ahead_of_streams(consumer: rstream.Consumer, offsets: dict[str, int | None]) -> bool:
+    """Whether an offset read before is past what its stream holds now."""
+    for stream, offset in offsets.items():
+        if offset is not None:
+            end = await last_position(consumer, stream)
+            if end is None or end.offset < offset:
+                return True
+    return False
+
+
 def _join_record(record: Record, truth_stream: str, join: IdJoin, intake: Intake) -> Pair | None:
     """Feed one y_true or y_pred record to the join; the pair it completes, if any."""
     if record.stream == truth_stream:
         truth = intake.decode(record, codec.TruthEvent)
         if truth is None:
             return None
-        side, event_id, half = Side.TRUTH, truth.id, Half(truth.y_true, record.offset, truth.created_ms)
+        side, event_id, value = Side.TRUTH, truth.id, truth.y_true
     else:
         prediction = intake.decode(record, codec.PredictionEvent)
         if prediction is None:
             return None
-        side, event_id = Side.PREDICTION, prediction.features_id
-        half = Half(prediction.y_pred, record.offset, prediction.created_ms)
+        side, event_id, value = Side.PREDICTION, prediction.features_id, prediction.y_pred
     if join.seen(side, event_id):
         intake.reject(record, f"duplicate {side.value} for id {event_id}")
         return None
-    return join.add(side, event_id, half)
+    # The join window runs on the broker's clock (when it stored the chunk),
+    # not on the events' own creation_time, which any publisher can set wrong.
+    pair = join.add(side, event_id, Half(value, record.offset, record.timestamp_ms))
+    if pair is not None and not math.isfinite(pair.absolute_error):
+        intake.reject(record, f"the absolute error for id {event_id} overflows")
+        return None
+    return pair
 
 
 def _restore(

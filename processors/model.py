@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rstream
 
 from processors.config import PipelineConfig
 from processors.dataset import diabetes
@@ -27,7 +28,7 @@ from streams import codec
 from streams.connection import Watch, open_consumer, open_producer
 from streams.ids import IdGenerator
 from streams.publisher import ConfirmedPublisher
-from streams.subscription import RecordReader, after, stored_offset
+from streams.subscription import RecordReader, after, last_position, stored_offset
 from streams.topology import declare_streams
 
 log = logging.getLogger("nnmon.model")
@@ -102,6 +103,7 @@ async def _predict(
         await declare_streams(producer, (names.features, names.y_pred, names.rejected), config.retention)
         intake.forget_rejects()  # anything not yet reported will be read again
         start = await stored_offset(consumer, names.features, name)
+        await _check_not_recreated(consumer, producer, names.features, names.y_pred, name)
         reader = RecordReader(consumer)
         await reader.subscribe(names.features, after(start))
         watch.connected = True
@@ -141,3 +143,21 @@ async def _predict(
                 predicted[0] += len(messages)
             await intake.publish_rejects(reject_publisher, names.rejected)
             await consumer.store_offset(names.features, name, records[-1].offset)
+
+
+async def _check_not_recreated(
+    consumer: rstream.Consumer, producer: rstream.Producer, features: str, y_pred: str, name: str
+) -> None:
+    """Refuse to predict when y_pred already holds predictions for features
+    offsets that the features stream does not have: features was deleted and
+    created again, and the broker would silently drop every new prediction as
+    a duplicate of an old one."""
+    published = await (await producer.default_client).query_publisher_sequence(y_pred, name)
+    if published == 0:
+        return
+    end = await last_position(consumer, features)
+    if end is None or end.offset + 1 < published:
+        raise UsageError(
+            f"{y_pred} holds predictions up to {features} offset {published - 1}, past the end of "
+            f"{features}: it was recreated. Delete {y_pred} too, or use another --stream-prefix"
+        )

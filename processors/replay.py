@@ -34,8 +34,8 @@ from processors.joined import JoinLimits
 from processors.lock import view_lock
 from processors.runtime import UsageError
 from streams import codec
-from streams.connection import open_consumer
-from streams.subscription import Record, last_offset, offset_at
+from streams.connection import BrokerError, Watch, open_consumer
+from streams.subscription import Position, Record, last_position, position_at, unsubscribe_quietly
 
 log = logging.getLogger("nnmon.replay")
 
@@ -53,9 +53,15 @@ class ReplayResult:
     ends: dict[str, int | None]  # per stream, the last offset the replay covers
     first_read: int | None  # the first y_true offset read
     rejected: int
+    # Predictions read for y_true not (yet) replayed: they wait in the join
+    # of a processor that carries on from the replay's end.
+    waiting_predictions: dict[str, Half] = field(default_factory=dict)
     seconds: float = 0.0
     newest_ms: int = 0
     notes: list[str] = field(default_factory=list)
+
+
+FIRST = ConsumerOffsetSpecification(OffsetType.FIRST)
 
 
 async def replay(
@@ -66,22 +72,41 @@ async def replay(
 ) -> ReplayResult:
     began = time.monotonic()
     names = config.names
-    async with open_consumer(config.broker, config.connection_name("replay")) as consumer:
+    watch = Watch()
+    async with open_consumer(config.broker, config.connection_name("replay"), watch) as consumer:
         for stream in (names.y_true, names.y_pred):
             if not await consumer.stream_exists(stream):
                 raise UsageError(f"stream {stream} does not exist: nothing to replay (check --stream-prefix)")
-        true_first = await offset_at(consumer, names.y_true, ConsumerOffsetSpecification(OffsetType.FIRST))
-        true_end = await last_offset(consumer, names.y_true)
-        pred_end = await last_offset(consumer, names.y_pred)
-        notes = _check_range(names.y_true, start, to_offset, true_first, true_end)
-        limit = true_end if to_offset is None or true_end is None else min(to_offset, true_end)
+        # y_pred's end first: a prediction is written after its y_true, so
+        # every prediction up to that end has its y_true before y_true's end.
+        pred_end = await _end(consumer, names.y_pred)
+        true_first = await position_at(consumer, names.y_true, FIRST)
+        true_end = await _end(consumer, names.y_true)
+        notes = _check_range(names.y_true, start, to_offset,
+                             _offset(true_first), _offset(true_end))
+        limit = None if true_end is None else true_end.offset
+        if limit is not None and to_offset is not None:
+            limit = min(to_offset, limit)
+        ends = {names.y_true: limit, names.y_pred: _offset(pred_end)}
         if limit is None or start.offset_type is OffsetType.NEXT:
-            result = ReplayResult([], {}, {names.y_true: limit, names.y_pred: pred_end}, None, 0)
+            result = ReplayResult([], {}, ends, None, 0)
         else:
-            result = await _replay_range(consumer, config, start, limit, pred_end, progress)
+            result = await _replay_range(consumer, watch, config, start, limit, pred_end, progress)
     result.notes = notes + result.notes
     result.seconds = time.monotonic() - began
     return result
+
+
+def _offset(position: Position | None) -> int | None:
+    return None if position is None else position.offset
+
+
+async def _end(consumer: rstream.Consumer, stream: str) -> Position | None:
+    """The stream's last message; None only when it is really empty."""
+    end = await last_position(consumer, stream)
+    if end is None and await position_at(consumer, stream, FIRST) is not None:
+        raise BrokerError(f"RabbitMQ did not say in time where {stream} ends; try again")
+    return end
 
 
 def _check_range(
@@ -103,56 +128,68 @@ def _check_range(
 
 async def _replay_range(
     consumer: rstream.Consumer,
+    watch: Watch,
     config: PipelineConfig,
     start: ConsumerOffsetSpecification,
     limit: int,
-    pred_end: int | None,
+    pred_end: Position | None,
     progress: Progress | None,
 ) -> ReplayResult:
     names = config.names
-    begin = await offset_at(consumer, names.y_true, start)
-    if begin is None or begin > limit:
-        return ReplayResult([], {}, {names.y_true: limit, names.y_pred: pred_end}, None, 0)
+    first = await position_at(consumer, names.y_true, start)
+    if first is None or first.offset > limit:
+        return ReplayResult([], {}, {names.y_true: limit, names.y_pred: _offset(pred_end)},
+                            None, 0)
     intake = Intake(log, "replay", keep_rejects=False)
     truths: dict[str, Half] = {}
-    first_chunk_ms: list[int] = []
 
     def on_truth(record: Record) -> None:
-        if not first_chunk_ms:
-            first_chunk_ms.append(record.timestamp_ms)
         truth = intake.decode(record, codec.TruthEvent)
         if truth is not None:
-            truths.setdefault(truth.id, Half(truth.y_true, record.offset, truth.created_ms))
+            truths.setdefault(truth.id, Half(truth.y_true, record.offset, record.timestamp_ms))
         if progress is not None:
-            progress(record.offset - begin + 1, limit - begin + 1)
+            progress(record.offset - first.offset + 1, limit - first.offset + 1)
 
-    await _read(consumer, names.y_true, begin, limit, on_truth)
-    log.info("read %d y_true from offset %d to %d", len(truths), begin, limit)
+    await _read(consumer, watch, names.y_true, first.offset, limit, on_truth)
+    log.info("read %d y_true from offset %d to %d", len(truths), first.offset, limit)
 
     predictions: dict[str, float] = {}
+    waiting: dict[str, Half] = {}
 
     def on_prediction(record: Record) -> None:
         prediction = intake.decode(record, codec.PredictionEvent)
-        if prediction is not None and prediction.features_id in truths:
+        if prediction is None:
+            return
+        if prediction.features_id in truths:
             predictions.setdefault(prediction.features_id, prediction.y_pred)
+        elif record.timestamp_ms >= first.timestamp_ms:
+            # Written after the replay's first y_true: its y_true may come
+            # after the replay's end.
+            waiting.setdefault(prediction.features_id,
+                               Half(prediction.y_pred, record.offset, record.timestamp_ms))
 
-    since = ConsumerOffsetSpecification(OffsetType.TIMESTAMP, first_chunk_ms[0] - PREDICTION_LOOKBACK_MS)
-    pred_begin = None if pred_end is None else await offset_at(consumer, names.y_pred, since)
-    if pred_begin is not None and pred_end is not None and pred_begin <= pred_end:
-        await _read(consumer, names.y_pred, pred_begin, pred_end, on_prediction)
+    if pred_end is not None:
+        since = first.timestamp_ms - PREDICTION_LOOKBACK_MS
+        pred_begin = await position_at(consumer, names.y_pred, ConsumerOffsetSpecification(
+            OffsetType.TIMESTAMP, since))
+        if pred_begin is None and pred_end.timestamp_ms >= since:
+            raise BrokerError(f"RabbitMQ did not say in time where to start reading {names.y_pred}")
+        if pred_begin is not None and pred_begin.offset <= pred_end.offset:
+            await _read(consumer, watch, names.y_pred, pred_begin.offset, pred_end.offset, on_prediction)
 
     pairs = [Pair(i, half.value, predictions[i]) for i, half in truths.items() if i in predictions]
     unmatched = {i: half for i, half in truths.items() if i not in predictions}
     newest = max((h.event_ms for h in truths.values()), default=0)
-    return ReplayResult(pairs, unmatched, {names.y_true: limit, names.y_pred: pred_end},
-                        begin, intake.rejected, newest_ms=newest)
+    return ReplayResult(pairs, unmatched, {names.y_true: limit, names.y_pred: _offset(pred_end)},
+                        first.offset, intake.rejected, waiting, newest_ms=newest)
 
 
 async def _read(
-    consumer: rstream.Consumer, stream: str, begin: int, end: int, handle: Callable[[Record], None]
+    consumer: rstream.Consumer, watch: Watch, stream: str, begin: int, end: int,
+    handle: Callable[[Record], None],
 ) -> None:
     """Feed `handle` every message from offset `begin` to `end`, inclusive;
-    both must be offsets the stream holds."""
+    both must be offsets the stream holds. Raises if the connection goes."""
     reached = asyncio.Event()
 
     def on_message(data: bytes, context: rstream.MessageContext) -> None:
@@ -166,18 +203,24 @@ async def _read(
     start = ConsumerOffsetSpecification(OffsetType.OFFSET, begin)
     subscription = await consumer.subscribe(stream, on_message, offset_specification=start,
                                             initial_credit=50)
+    lost = asyncio.ensure_future(watch.lost.wait())
+    done = asyncio.ensure_future(reached.wait())
     try:
-        await reached.wait()
+        await asyncio.wait({lost, done}, return_when=asyncio.FIRST_COMPLETED)
+        watch.check()
     finally:
-        await consumer.unsubscribe(subscription)
+        lost.cancel()
+        done.cancel()
+        await unsubscribe_quietly(consumer, subscription)
 
 
 def checkpoint_of(result: ReplayResult, limits: JoinLimits, view_state: dict[str, Any]) -> Checkpoint:
     """The checkpoint a joined processor would have had, had it just read what
     the replay read: its y_true without prediction wait in the join."""
     join = IdJoin(window_ms=int(limits.window_s * 1000), max_pending=limits.max_pending)
-    join.newest_ms = result.newest_ms
+    join.newest_ms = max([result.newest_ms, *(h.event_ms for h in result.waiting_predictions.values())])
     join.pending[Side.TRUTH].update(result.unmatched)
+    join.pending[Side.PREDICTION].update(result.waiting_predictions)
     join.expire()
     return Checkpoint(dict(result.ends), {"join": join.to_state(), "view": view_state})
 

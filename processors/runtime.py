@@ -9,6 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable
 
 import rstream
+import rstream.exceptions
 
 from streams.connection import BrokerError, StreamDeleted, Watch
 
@@ -71,7 +72,8 @@ async def keep_running(
             return
         except StreamDeleted:
             raise
-        except (BrokerError, OSError, TimeoutError, rstream.ServerError) as error:
+        except (BrokerError, OSError, TimeoutError, rstream.ServerError,
+                rstream.exceptions.LeaderNotAvailable) as error:
             ever_connected = ever_connected or watch.connected
             if not ever_connected:
                 raise

@@ -9,7 +9,7 @@ while several batches are in flight.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import rstream
@@ -78,9 +78,10 @@ class ConfirmedPublisher:
                 pending.done.set_result(None)
 
         try:
-            await self._producer.send_batch(
-                stream, messages, publisher_name=self._publisher_name, on_publish_confirm=on_confirm
-            )
+            for frame in _frames(messages):
+                await self._producer.send_batch(
+                    stream, frame, publisher_name=self._publisher_name, on_publish_confirm=on_confirm
+                )
             lost: asyncio.Future[object] = asyncio.ensure_future(self._watch.lost.wait())
             waiting: set[asyncio.Future[object]] = {batch.done, lost}  # type: ignore[arg-type]
             try:
@@ -96,3 +97,23 @@ class ConfirmedPublisher:
         finally:
             for message in messages:
                 self._batches.pop((stream, message.publishing_id), None)  # type: ignore[arg-type]
+
+
+# rstream's send_batch writes one frame whatever its size; RabbitMQ may refuse
+# frames above the negotiated frame_max (1 MiB by default).
+FRAME_MESSAGES = 1000
+FRAME_BYTES = 512 * 1024
+
+
+def _frames(messages: Sequence[rstream.AMQPMessage]) -> Iterator[Sequence[rstream.AMQPMessage]]:
+    """Split `messages` into runs that fit well inside one frame."""
+    start, size = 0, 0
+    for index, message in enumerate(messages):
+        body = message.body
+        length = 200 + (len(body) if isinstance(body, bytes) else sum(map(len, body or [])))
+        if index > start and (index - start >= FRAME_MESSAGES or size + length > FRAME_BYTES):
+            yield messages[start:index]
+            start, size = index, 0
+        size += length
+    if start < len(messages):
+        yield messages[start:]

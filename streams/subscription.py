@@ -10,7 +10,6 @@ callback waits, and rstream stops granting the broker credit.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import rstream
@@ -76,33 +75,39 @@ class RecordReader:
         return batch
 
 
-async def last_offset(consumer: rstream.Consumer, stream: str, wait_s: float = 1.0) -> int | None:
-    """The offset of the last message `stream` holds now; None when it holds
-    none (nothing arrives within `wait_s`).
+@dataclass(frozen=True)
+class Position:
+    """A message's offset and the time (ms) the broker stored its chunk."""
+
+    offset: int
+    timestamp_ms: int
+
+
+async def last_position(consumer: rstream.Consumer, stream: str, wait_s: float = 2.0) -> Position | None:
+    """The last message `stream` holds now; None when nothing arrives within
+    `wait_s` (an empty stream, or a broker too slow to tell: check `first`).
 
     RabbitMQ reports no such figure before 3.11, so this subscribes at LAST,
     which delivers the last chunk whole, and takes its highest offset.
     """
-    return await _probe(consumer, stream, ConsumerOffsetSpecification(OffsetType.LAST, None), max, wait_s)
+    found = await _probe(consumer, stream, ConsumerOffsetSpecification(OffsetType.LAST, None), wait_s)
+    return found[-1] if found else None
 
 
-async def offset_at(
-    consumer: rstream.Consumer, stream: str, start: ConsumerOffsetSpecification, wait_s: float = 1.0
-) -> int | None:
-    """The offset of the first message a subscription at `start` would get
-    now; None when there is none (`start` is past the end, or the stream is
-    empty). With FIRST: the oldest offset retention has left."""
-    return await _probe(consumer, stream, start, min, wait_s)
+async def position_at(
+    consumer: rstream.Consumer, stream: str, start: ConsumerOffsetSpecification, wait_s: float = 2.0
+) -> Position | None:
+    """The first message a subscription at `start` would get now; None when
+    there is none (`start` is past the end, or the stream is empty). With
+    FIRST: the oldest message retention has left."""
+    found = await _probe(consumer, stream, start, wait_s)
+    return found[0] if found else None
 
 
 async def _probe(
-    consumer: rstream.Consumer,
-    stream: str,
-    start: ConsumerOffsetSpecification,
-    pick: Callable[[list[int]], int],
-    wait_s: float,
-) -> int | None:
-    offsets: list[int] = []
+    consumer: rstream.Consumer, stream: str, start: ConsumerOffsetSpecification, wait_s: float
+) -> list[Position]:
+    found: list[Position] = []
     chunk_delivered = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -110,9 +115,9 @@ async def _probe(
         # rstream hands a chunk's messages to a plain (non-async) callback in
         # one go, without yielding to the event loop: by the time this
         # scheduled call runs, the whole chunk has been seen.
-        if not offsets:
+        if not found:
             loop.call_soon(chunk_delivered.set)
-        offsets.append(context.offset)
+        found.append(Position(context.offset, context.timestamp))
 
     subscription = await consumer.subscribe(stream, on_message, offset_specification=start, initial_credit=1)
     try:
@@ -120,5 +125,13 @@ async def _probe(
     except TimeoutError:
         pass
     finally:
+        await unsubscribe_quietly(consumer, subscription)
+    return found
+
+
+async def unsubscribe_quietly(consumer: rstream.Consumer, subscription: int) -> None:
+    """Unsubscribe, unless the connection (and with it the subscription) is gone."""
+    try:
         await consumer.unsubscribe(subscription)
-    return pick(offsets) if offsets else None
+    except (KeyError, OSError, rstream.ServerError):
+        pass

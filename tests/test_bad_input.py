@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 
 import pytest
@@ -43,6 +44,7 @@ def features_body(event_id: str | None, features: object) -> bytes:
 def test_bad_messages_are_rejected_and_the_good_ones_around_them_processed(
     config: PipelineConfig, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
     ids = IdGenerator()
     good = [ids.next_id() for _ in range(3)]
     row = diabetes().row_features(0)
@@ -62,13 +64,15 @@ def test_bad_messages_are_rejected_and_the_good_ones_around_them_processed(
         "not a number": crafted("y_true", json.dumps({"id": ids.next_id(), "y_true": "151"}).encode()),
         "duplicate id": codec.encode(codec.TruthEvent(good[0], 1.0, NOW_MS)),
     }
-    orphan = codec.PredictionEvent(ids.next_id(), ids.next_id(), 3.0, "v", NOW_MS - 3_600_000)
+    orphan = codec.PredictionEvent(ids.next_id(), ids.next_id(), 3.0, "v", NOW_MS)
 
     async def publish() -> None:
         async with open_producer(config.broker, "nnmon-tests") as producer:
-            for stream in names.all():
-                await producer.create_stream(stream, config.retention.arguments(), exists_ok=True)
             publisher = ConfirmedPublisher(producer)
+            # The orphan first: the join window (2 s of stream time) has
+            # passed it by the time the rest arrives.
+            await publisher.publish(names.y_pred, [codec.encode(orphan)])
+            await asyncio.sleep(2.5)
             # Each stream in one batch, so bad and good messages share chunks:
             # rstream skips the rest of a chunk after a raising callback.
             features = [codec.encode(codec.FeaturesEvent(i, 0, row, NOW_MS)) for i in good]
@@ -78,12 +82,13 @@ def test_bad_messages_are_rejected_and_the_good_ones_around_them_processed(
             await publisher.publish(names.features, feature_batch)
             truths = [codec.encode(codec.TruthEvent(i, 100.0, NOW_MS)) for i in good]
             await publisher.publish(names.y_true, [truths[0], *bad_truths.values(), truths[1], truths[2]])
-            await publisher.publish(names.y_pred, [codec.encode(orphan)])
 
     async def scenario() -> list[codec.Rejected]:
-        await publish()
         model = start(lambda stop: run_model(config, stop, default_predictor()))
-        metric = start(lambda stop: run_metric(config, stop, JoinLimits(window_s=60)))
+        metric = start(lambda stop: run_metric(config, stop, JoinLimits(window_s=2)))
+        await wait_until(lambda: sum("predicting" in r.message or "joining" in r.message
+                                     for r in caplog.records) == 2, what="model and metric to start")
+        await publish()
         await wait_until(lambda: config.csv_path.exists()
                          and config.csv_path.read_text().count("\n") == 4, what="3 rows")
         expected_rejects = len(bad_features) + len(bad_truths) + 1

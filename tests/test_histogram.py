@@ -103,3 +103,16 @@ def test_state_round_trip_through_json(name: str) -> None:
     histogram.add(more)
     restored.add(more)
     assert restored == histogram
+
+
+def test_huge_finite_errors_widen_the_bins_instead_of_overflowing() -> None:
+    histogram = ErrorHistogram()
+    histogram.add([1.0, 1e300, 1.7e308])
+    assert histogram.count == 3 and len(histogram.bins()) <= histogram.max_bins
+    assert sum(n for _, n in histogram.bins()) == 3
+
+
+@pytest.mark.parametrize("bad", [math.inf, math.nan, -1.0])
+def test_errors_that_are_not_finite_and_non_negative_are_refused(bad: float) -> None:
+    with pytest.raises(ValueError, match="finite"):
+        ErrorHistogram().add([bad])

@@ -103,7 +103,8 @@ def test_offsets_removed_by_retention_are_named_not_a_crash(config: PipelineConf
     # y_true, each then in a segment of its own, and only the last two or so stay.
     small = PipelineConfig(config.broker, config.names,
                            Retention("1h", max_bytes=60_000, segment_bytes=10_000), config.logs_dir)
-    asyncio.run(live_run(small, 1000))
+    asyncio.run(run_features(small, asyncio.Event(), interval=0, count=1000, seed=0))
+    asyncio.run(declare(small))
     first = asyncio.run(first_offset_of(small))
     assert first > 0, "retention removed nothing; the test cannot tell"
     out = config.logs_dir / "kept.csv"
@@ -112,14 +113,22 @@ def test_offsets_removed_by_retention_are_named_not_a_crash(config: PipelineConf
     assert f"offsets before {first}" in done.stderr and "removed by retention" in done.stderr
 
 
-async def first_offset_of(config: PipelineConfig) -> int:
+async def declare(config: PipelineConfig) -> None:
     from streams.connection import open_consumer
-    from streams.subscription import offset_at
+    from streams.topology import declare_streams
 
     async with open_consumer(config.broker, "nnmon-tests") as consumer:
-        first = await offset_at(consumer, config.names.y_true, parse_start("first"))
+        await declare_streams(consumer, config.names.all(), config.retention)
+
+
+async def first_offset_of(config: PipelineConfig) -> int:
+    from streams.connection import open_consumer
+    from streams.subscription import position_at
+
+    async with open_consumer(config.broker, "nnmon-tests") as consumer:
+        first = await position_at(consumer, config.names.y_true, parse_start("first"))
     assert first is not None
-    return first
+    return first.offset
 
 
 def test_plot_from_an_offset_rebuilds_the_histogram_from_that_point(config: PipelineConfig) -> None:

@@ -1,0 +1,28 @@
+"""Splitting a publish into frames that fit the broker's frame size (pure)."""
+
+from __future__ import annotations
+
+from rstream import AMQPMessage
+
+from streams.publisher import FRAME_BYTES, FRAME_MESSAGES, _frames
+
+
+def messages(sizes: list[int]) -> list[AMQPMessage]:
+    return [AMQPMessage(body=b"x" * size) for size in sizes]
+
+
+def test_frames_keep_every_message_once_and_in_order() -> None:
+    batch = messages([10] * 2500 + [300_000] * 5 + [10] * 3)
+    frames = list(_frames(batch))
+    assert [m for frame in frames for m in frame] == batch
+    assert all(len(frame) <= FRAME_MESSAGES for frame in frames)
+    assert all(sum(len(m.body) for m in frame) <= FRAME_BYTES or len(frame) == 1 for frame in frames)
+
+
+def test_a_message_larger_than_a_frame_goes_alone() -> None:
+    batch = messages([10, FRAME_BYTES * 2, 10])
+    assert [len(frame) for frame in _frames(batch)] == [1, 1, 1]
+
+
+def test_no_messages_no_frames() -> None:
+    assert list(_frames([])) == []
