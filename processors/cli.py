@@ -52,6 +52,10 @@ COMMON_OPTIONS = (
             "Read the password from this file's first line instead (e.g. a Docker secret).",
             show_default=False),
     _option("/", "--vhost", "NNMON_VHOST", "RabbitMQ virtual host."),
+    _option(False, "--tls", "NNMON_TLS", "Connect with TLS (the broker's TLS stream port, e.g. 5551)."),
+    _option(Path(), "--tls-ca-file", "NNMON_TLS_CA_FILE",
+            "CA certificate(s) to trust for TLS, PEM; implies --tls. Default: the system's.",
+            show_default=False),
     _option("", "--stream-prefix", "NNMON_STREAM_PREFIX",
             "Prefix of every stream and consumer name, so pipelines can share a broker."),
     _option(Path("logs"), "--logs-dir", "NNMON_LOGS_DIR", "Where the CSV and PNG go."),
@@ -88,8 +92,10 @@ def pipeline_command(*extra: inspect.Parameter) -> Callable[[Callable[..., Any]]
             except UsageError as error:
                 _fail(str(error), common["debug"])
             config = PipelineConfig(
-                broker=BrokerSettings(common["host"], common["port"], common["user"],
-                                      password, common["vhost"]),
+                broker=BrokerSettings(
+                    common["host"], common["port"], common["user"], password, common["vhost"],
+                    tls=common["tls"] or common["tls_ca_file"] != Path(),
+                    tls_ca_file=None if common["tls_ca_file"] == Path() else common["tls_ca_file"]),
                 names=StreamNames(common["stream_prefix"]),
                 retention=Retention(common["max_age"], common["max_bytes"], common["segment_bytes"]),
                 logs_dir=common["logs_dir"],

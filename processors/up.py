@@ -33,6 +33,8 @@ def environment(config: PipelineConfig) -> dict[str, str]:
         "NNMON_USER": broker.user,
         "NNMON_PASSWORD": broker.password,
         "NNMON_VHOST": broker.vhost,
+        "NNMON_TLS": "true" if broker.tls else "false",
+        **({"NNMON_TLS_CA_FILE": str(broker.tls_ca_file)} if broker.tls_ca_file else {}),
         "NNMON_STREAM_PREFIX": config.names.prefix,
         "NNMON_LOGS_DIR": str(config.logs_dir),
         "NNMON_MAX_AGE": retention.max_age,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 
 import rstream
 from rstream.recovery import BackOffRecoveryStrategy
@@ -57,6 +58,13 @@ class Watch:
             raise self.error
 
 
+def ssl_context(settings: BrokerSettings) -> ssl.SSLContext | None:
+    """TLS with certificate and host name checks, or None for plain TCP."""
+    if not settings.tls:
+        return None
+    return ssl.create_default_context(cafile=settings.tls_ca_file)
+
+
 def open_producer(
     settings: BrokerSettings, connection_name: str, watch: Watch | None = None
 ) -> rstream.Producer:
@@ -66,6 +74,7 @@ def open_producer(
         username=settings.user,
         password=settings.password,
         vhost=settings.vhost,
+        ssl_context=ssl_context(settings),
         connection_name=connection_name,
         on_close_handler=None if watch is None else watch.on_close,
         recovery_strategy=BackOffRecoveryStrategy(False),
@@ -81,6 +90,7 @@ def open_consumer(
         username=settings.user,
         password=settings.password,
         vhost=settings.vhost,
+        ssl_context=ssl_context(settings),
         connection_name=connection_name,
         on_close_handler=None if watch is None else watch.on_close,
         recovery_strategy=BackOffRecoveryStrategy(False),
@@ -104,10 +114,15 @@ def explain(error: BaseException, settings: BrokerSettings) -> str:
     where = f"{settings.host}:{settings.port} (vhost {settings.vhost!r})"
     if isinstance(error, (ConnectionLost, StreamDeleted)):
         return f"RabbitMQ at {where}: {error}"
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"TLS to {where} failed: {error.verify_message} (check --tls-ca-file and --host)"
+    if isinstance(error, ssl.SSLError) or (settings.tls and isinstance(error, ConnectionResetError)):
+        reason = getattr(error, "reason", None) or "the handshake was cut off"
+        return f"TLS to {where} failed: {reason} (is --port the broker's TLS port, e.g. 5551?)"
     if isinstance(error, OSError) and error.filename is not None:
         return f"cannot use {error.filename}: {error.strerror or error} (check --logs-dir and its disk)"
     if isinstance(error, (ConnectionRefusedError, ConnectionResetError)):
-        if settings.port == STREAM_PORT and _answers(settings.host, AMQP_PORT):
+        if isinstance(error, ConnectionRefusedError) and settings.port == STREAM_PORT and _answers(settings.host, AMQP_PORT):
             return (
                 f"RabbitMQ at {settings.host} answers AMQP on {AMQP_PORT} but nothing listens on "
                 f"{settings.host}:{STREAM_PORT}: enable its rabbitmq_stream plugin (scripts/broker does)"

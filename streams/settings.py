@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -14,6 +15,8 @@ class BrokerSettings:
     user: str = "guest"
     password: str = field(default="guest", repr=False)
     vhost: str = "/"
+    tls: bool = False
+    tls_ca_file: Path | None = None  # None: the system's trusted CAs
 
 
 @dataclass(frozen=True)
