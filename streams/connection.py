@@ -116,7 +116,8 @@ def explain(error: BaseException, settings: BrokerSettings) -> str:
         return f"RabbitMQ at {where}: {error}"
     if isinstance(error, ssl.SSLCertVerificationError):
         return f"TLS to {where} failed: {error.verify_message} (check --tls-ca-file and --host)"
-    if isinstance(error, ssl.SSLError) or (settings.tls and isinstance(error, ConnectionResetError)):
+    cut_off = settings.tls and isinstance(error, ConnectionResetError)
+    if isinstance(error, ssl.SSLError) or cut_off:
         reason = getattr(error, "reason", None) or "the handshake was cut off"
         return f"TLS to {where} failed: {reason} (is --port the broker's TLS port, e.g. 5551?)"
     if isinstance(error, OSError) and error.filename is not None:
