@@ -123,7 +123,8 @@ def explain(error: BaseException, settings: BrokerSettings) -> str:
     if isinstance(error, OSError) and error.filename is not None:
         return f"cannot use {error.filename}: {error.strerror or error} (check --logs-dir and its disk)"
     if isinstance(error, (ConnectionRefusedError, ConnectionResetError)):
-        if isinstance(error, ConnectionRefusedError) and settings.port == STREAM_PORT and _answers(settings.host, AMQP_PORT):
+        refused_on_default_port = isinstance(error, ConnectionRefusedError) and settings.port == STREAM_PORT
+        if refused_on_default_port and _answers(settings.host, AMQP_PORT):
             return (
                 f"RabbitMQ at {settings.host} answers AMQP on {AMQP_PORT} but nothing listens on "
                 f"{settings.host}:{STREAM_PORT}: enable its rabbitmq_stream plugin (scripts/broker does)"
