@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -78,13 +79,36 @@ async def run_features(
     return progress.sent
 
 
+@dataclass
+class Pace:
+    """A steady schedule: event n is due `n * interval` seconds after the
+    first. Behind schedule, everything due goes out at once, so the rate
+    holds even when one publish takes longer than the interval."""
+
+    interval: float
+    start: float | None = None
+
+    def due(self, now: float, sent: int) -> int:
+        """How many events should be out by `now`, beyond the `sent` ones."""
+        if self.start is None:
+            self.start = now
+        if self.interval <= 0:
+            return FULL_SPEED_BATCH
+        return max(math.floor((now - self.start) / self.interval) + 1 - sent, 0)
+
+    def wait(self, now: float, sent: int) -> float:
+        """Seconds until the next event is due."""
+        assert self.start is not None
+        return max(self.start + sent * self.interval - now, 0.0)
+
+
 async def _publish(
     config: PipelineConfig, stop: asyncio.Event, interval: float, count: int | None,
     progress: _Progress, watch: Watch,
 ) -> None:
     dataset = diabetes()
     names = config.names
-    batch_size = 1 if interval > 0 else FULL_SPEED_BATCH
+    pace = Pace(interval)
     async with open_producer(config.broker, config.connection_name("features"), watch) as producer:
         await declare_streams(producer, (names.features, names.y_true), config.retention)
         watch.connected = True
@@ -93,7 +117,13 @@ async def _publish(
         last_report = time.monotonic()
         while not stop.is_set() and (count is None or progress.sent < count):
             if progress.unconfirmed is None:
-                size = batch_size if count is None else min(batch_size, count - progress.sent)
+                due = pace.due(time.monotonic(), progress.sent)
+                if due == 0:
+                    await sleep_unless_stopped(stop, pace.wait(time.monotonic(), progress.sent))
+                    continue
+                size = min(due, FULL_SPEED_BATCH)
+                if count is not None:
+                    size = min(size, count - progress.sent)
                 features, truths = make_events(dataset, [next(progress.rows) for _ in range(size)],
                                                progress.ids)
                 progress.unconfirmed = (
@@ -106,9 +136,8 @@ async def _publish(
                                  publisher.publish(names.y_true, truth_messages))
             progress.unconfirmed = None
             progress.sent += len(feature_messages)
-            if interval > 0:
+            if interval >= 1:
                 log.info("published %s", feature_messages[0].properties.message_id)
-                await sleep_unless_stopped(stop, interval)
             elif time.monotonic() - last_report >= 5:
                 log.info("published %d events", progress.sent)
                 last_report = time.monotonic()

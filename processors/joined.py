@@ -92,9 +92,11 @@ async def run_joined(
             log.info("no checkpoint at %s: building the view from the start of the streams", path)
         join, offsets, view = _restore(checkpoint.load(path, streams), streams, open_view, limits, log)
         try:
+            connection = config.connection_name(processor)
             async with (
-                open_consumer(config.broker, config.connection_name(processor), watch) as consumer,
-                open_producer(config.broker, config.connection_name(processor), watch) as producer,
+                open_consumer(config.broker, connection, watch) as consumer,
+                open_producer(config.broker, connection, watch) as producer,
+                RecordReader(lambda: open_consumer(config.broker, connection, watch)) as reader,
             ):
                 await declare_streams(consumer, streams + (names.rejected,), config.retention)
                 reject_publisher = ConfirmedPublisher(producer, None, watch)
@@ -103,7 +105,6 @@ async def run_joined(
                                 "created again?): rebuilding the view from the start of the streams")
                     view.close()
                     join, offsets, view = _restore(None, streams, open_view, limits, log)
-                reader = RecordReader(consumer)
                 for stream in streams:
                     await reader.subscribe(stream, after(offsets[stream]))
                 watch.connected = True

@@ -96,15 +96,16 @@ async def _predict(
     names = config.names
     name = names.consumer("model")
     ids = IdGenerator()
+    connection = config.connection_name("model")
     async with (
-        open_consumer(config.broker, config.connection_name("model"), watch) as consumer,
-        open_producer(config.broker, config.connection_name("model"), watch) as producer,
+        open_consumer(config.broker, connection, watch) as consumer,
+        open_producer(config.broker, connection, watch) as producer,
+        RecordReader(lambda: open_consumer(config.broker, connection, watch)) as reader,
     ):
         await declare_streams(producer, (names.features, names.y_pred, names.rejected), config.retention)
         intake.forget_rejects()  # anything not yet reported will be read again
         start = await stored_offset(consumer, names.features, name)
         await _check_not_recreated(consumer, producer, names.features, names.y_pred, name)
-        reader = RecordReader(consumer)
         await reader.subscribe(names.features, after(start))
         watch.connected = True
         publisher = ConfirmedPublisher(producer, name, watch)

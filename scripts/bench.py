@@ -1,0 +1,206 @@
+"""nnmon's benchmark: the pipeline's speed on the local broker, fresh streams.
+
+Run with scripts/bench (after scripts/run's or scripts/test's set-up). Prints
+a table, then one JSON object on its last line. Figures:
+
+- e2e_events_per_s: events through features -> model -> metric -> CSV at
+  --interval 0, from the first publish (the first id's time) to the last row;
+- latency_ms_p50 / latency_ms_p99: from the features publish (the id's time)
+  to the CSV row being seen on disk, at a steady --latency-rate events/s;
+- replay_rows_per_s: `nnmon replay --from-offset first` over the e2e run;
+- plot_s_1m: a histogram of 1,000,000 errors, added then drawn to a PNG;
+- rss_mb: the largest resident memory (VmHWM) of any processor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from processors.drawing import draw_png
+from processors.histogram import ErrorHistogram
+from streams.ids import id_time_ms
+
+NNMON = str(Path(sys.executable).with_name("nnmon"))
+PROCESSORS = ("model", "metric", "plot")
+
+
+class Pipeline:
+    """The processors as separate processes under a fresh stream prefix."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.env = {**os.environ, "NNMON_STREAM_PREFIX": f"bench-{uuid.uuid4().hex[:8]}-",
+                    "NNMON_LOGS_DIR": str(logs)}
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.peak_rss_kb = 0
+
+    def start(self, *arguments: str) -> subprocess.Popen[bytes]:
+        log = open(self.logs / f"{arguments[0]}.log", "ab")
+        process = subprocess.Popen([NNMON, *arguments], env=self.env, stdout=log, stderr=log)
+        self.processes.append(process)
+        return process
+
+    def sample_rss(self) -> None:
+        for process in self.processes:
+            try:
+                status = Path(f"/proc/{process.pid}/status").read_text()
+            except FileNotFoundError:
+                continue
+            found = re.search(r"VmHWM:\s+(\d+) kB", status)
+            if found:
+                self.peak_rss_kb = max(self.peak_rss_kb, int(found.group(1)))
+
+    def stop(self) -> None:
+        self.sample_rss()
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            process.wait(timeout=60)
+
+    def run(self, *arguments: str) -> str:
+        done = subprocess.run([NNMON, *arguments], env=self.env, capture_output=True, text=True,
+                              timeout=3600)
+        if done.returncode != 0:
+            raise SystemExit(f"nnmon {' '.join(arguments)} failed: {done.stderr.strip()}")
+        return done.stdout
+
+
+class CsvTail:
+    """Reads rows as they are appended to the metric log."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.position = 0
+        self.rows = 0
+        self.partial = b""
+
+    def new_ids(self) -> list[str]:
+        try:
+            with open(self.path, "rb") as file:
+                file.seek(self.position)
+                data = file.read()
+        except FileNotFoundError:
+            return []
+        self.position += len(data)
+        lines = (self.partial + data).split(b"\n")
+        self.partial = lines.pop()
+        ids = [line.split(b",", 1)[0].decode() for line in lines if line and not line.startswith(b"id,")]
+        self.rows += len(ids)
+        return ids
+
+
+def wait_for_rows(pipeline: Pipeline, tail: CsvTail, rows: int, timeout: float,
+                  seen: list[tuple[str, float]] | None = None) -> float:
+    """Poll the CSV until it has `rows` rows; returns when the last arrived."""
+    deadline = time.monotonic() + timeout
+    while tail.rows < rows:
+        ids = tail.new_ids()
+        now = time.time()
+        if seen is not None:
+            seen.extend((i, now) for i in ids)
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {tail.rows} of {rows} rows after {timeout}s; see {pipeline.logs}")
+        pipeline.sample_rss()
+        time.sleep(0.0005 if seen is not None else 0.01)
+    return time.time()
+
+
+def throughput(logs: Path, events: int) -> tuple[float, float, Pipeline]:
+    pipeline = Pipeline(logs)
+    for name in PROCESSORS:
+        pipeline.start(name)
+    time.sleep(3)  # start-up (imports, connections) is not throughput
+    tail = CsvTail(logs / "metric_log.csv")
+    pipeline.start("features", "--interval", "0", "--count", str(events))
+    finished = wait_for_rows(pipeline, tail, events, timeout=1800)
+    with open(logs / "metric_log.csv", "rb") as file:
+        file.readline()
+        first_id = file.readline().split(b",", 1)[0].decode()
+    pipeline.stop()
+    seconds = finished - id_time_ms(first_id) / 1000
+    return events / seconds, seconds, pipeline
+
+
+def latency(logs: Path, rate: float, seconds: float) -> tuple[float, float]:
+    pipeline = Pipeline(logs)
+    for name in PROCESSORS:
+        pipeline.start(name)
+    time.sleep(3)
+    tail = CsvTail(logs / "metric_log.csv")
+    events = int(rate * seconds)
+    pipeline.start("features", "--interval", str(1 / rate), "--count", str(events))
+    seen: list[tuple[str, float]] = []
+    wait_for_rows(pipeline, tail, events, timeout=seconds * 5 + 60, seen=seen)
+    pipeline.stop()
+    # Leave out the first second: the processors' caches and JIT-free warm-up.
+    delays = [(t - id_time_ms(i) / 1000) * 1000 for i, t in seen[int(rate):]]
+    return float(np.percentile(delays, 50)), float(np.percentile(delays, 99))
+
+
+def replay_speed(pipeline: Pipeline, logs: Path, events: int) -> float:
+    out = pipeline.run("replay", "--from-offset", "first", "--out", str(logs / "replay.csv"), "--no-plot")
+    found = re.search(r"replayed (\d+) rows .* ([\d.]+)s$", out.strip())
+    assert found, out
+    rows, seconds = int(found.group(1)), float(found.group(2))
+    if rows != events:
+        raise SystemExit(f"replay wrote {rows} rows, not {events}")
+    return rows / seconds
+
+
+def plot_time(rows: int) -> float:
+    errors = np.abs(np.random.default_rng(0).normal(0, 50, rows))
+    began = time.perf_counter()
+    histogram = ErrorHistogram()
+    histogram.add(errors.tolist())
+    with tempfile.TemporaryDirectory() as folder:
+        draw_png(histogram, Path(folder) / "plot.png")
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000, help="events for throughput and replay")
+    parser.add_argument("--latency-rate", type=float, default=1000, help="events/s for the latency run")
+    parser.add_argument("--latency-seconds", type=float, default=20, help="length of the latency run")
+    parser.add_argument("--plot-rows", type=int, default=1_000_000)
+    options = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="nnmon-bench-") as folder:
+        root = Path(folder)
+        (root / "e2e").mkdir()
+        (root / "latency").mkdir()
+        events_per_s, seconds, pipeline = throughput(root / "e2e", options.events)
+        replay_rows_per_s = replay_speed(pipeline, root / "e2e", options.events)
+        p50, p99 = latency(root / "latency", options.latency_rate, options.latency_seconds)
+        plot_s = plot_time(options.plot_rows)
+    figures = {
+        "e2e_events_per_s": round(events_per_s),
+        "latency_ms_p50": round(p50, 2),
+        "latency_ms_p99": round(p99, 2),
+        "replay_rows_per_s": round(replay_rows_per_s),
+        "plot_s_1m": round(plot_s, 3),
+        "rss_mb": round(pipeline.peak_rss_kb / 1024, 1),
+    }
+    print(f"{'figure':<20} {'value':>12}")
+    for name, value in figures.items():
+        print(f"{name:<20} {value:>12}")
+    print(f"({options.events} events in {seconds:.1f}s; latency at {options.latency_rate:g}/s "
+          f"over {options.latency_seconds:g}s; plot of {options.plot_rows} rows)")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
