@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from rstream import AMQPMessage
+from rstream import RawMessage
 
 from processors.config import PipelineConfig
 from processors.dataset import Dataset, diabetes, row_order
@@ -62,7 +62,8 @@ class _Progress:
     publisher_name: str
     sent: int = 0
     next_publishing_id: int = 1
-    unconfirmed: tuple[list[AMQPMessage], list[AMQPMessage]] | None = None
+    unconfirmed: tuple[list[RawMessage], list[RawMessage]] | None = None
+    last_id: str = ""
 
 
 async def run_features(
@@ -131,20 +132,21 @@ async def _publish(
                     numbered([codec.encode(e) for e in truths], progress.next_publishing_id),
                 )
                 progress.next_publishing_id += size
+                progress.last_id = features[-1].id
             feature_messages, truth_messages = progress.unconfirmed
             await asyncio.gather(publisher.publish(names.features, feature_messages),
                                  publisher.publish(names.y_true, truth_messages))
             progress.unconfirmed = None
             progress.sent += len(feature_messages)
             if interval >= 1:
-                log.info("published %s", feature_messages[0].properties.message_id)
+                log.info("published %s", progress.last_id)
             elif time.monotonic() - last_report >= 5:
                 log.info("published %d events", progress.sent)
                 last_report = time.monotonic()
             watch.check()
 
 
-def numbered(messages: list[AMQPMessage], first_id: int) -> list[AMQPMessage]:
+def numbered(messages: list[RawMessage], first_id: int) -> list[RawMessage]:
     for publishing_id, message in enumerate(messages, first_id):
         message.publishing_id = publishing_id
     return messages

@@ -17,7 +17,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from rstream import AMQPMessage, Properties, amqp_decoder
+from rstream import AMQPMessage, Properties, RawMessage
+
+from streams import amqp
 
 SCHEMA_VERSION = 1
 _ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -61,9 +63,10 @@ class MalformedEvent(ValueError):
     """A message that is not a well-formed nnmon event; the text says why."""
 
 
-def encode(event: Event) -> AMQPMessage:
-    body: dict[str, Any]
+def encode(event: Event) -> RawMessage:
+    """The event as an AMQP message, ready to publish (see `streams.amqp`)."""
     correlation_id = None
+    body: dict[str, Any]
     if isinstance(event, FeaturesEvent):
         event_type = "features"
         body = {"id": event.id, "row": event.row, "features": event.features}
@@ -79,16 +82,9 @@ def encode(event: Event) -> AMQPMessage:
             "y_pred": event.y_pred,
             "model_version": event.model_version,
         }
-    return AMQPMessage(
-        body=json.dumps(body, separators=(",", ":"), allow_nan=False).encode(),
-        properties=Properties(
-            message_id=event.id,
-            correlation_id=correlation_id,
-            content_type=CONTENT_TYPE,
-            creation_time=event.created_ms,
-        ),
-        application_properties={"event_type": event_type, "schema_version": SCHEMA_VERSION},
-    )
+    data = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+    return RawMessage(amqp.encode_event(event.id, correlation_id, event.created_ms, event_type,
+                                        SCHEMA_VERSION, data))
 
 
 # A rejected message keeps at most this much of the original, so that even a
@@ -108,8 +104,9 @@ class Rejected:
     original_size: int
 
 
-def encode_rejected(rejected: Rejected) -> AMQPMessage:
-    return AMQPMessage(
+def encode_rejected(rejected: Rejected) -> RawMessage:
+    # Rare, and of any shape: rstream's general encoder is fine here.
+    message = AMQPMessage(
         body=rejected.original[:REJECTED_KEEP_BYTES],
         properties=Properties(content_type="application/octet-stream"),
         application_properties={
@@ -122,16 +119,16 @@ def encode_rejected(rejected: Rejected) -> AMQPMessage:
             "original_size": rejected.original_size,
         },
     )
+    return RawMessage(bytes(message))
 
 
 def decode_rejected(data: bytes) -> Rejected:
     """Read back a message of the rejected stream (for tools and tests)."""
-    message = amqp_decoder(data)
-    properties = _text_keys(message.application_properties or {})
-    body = message.body if isinstance(message.body, bytes) else b"".join(message.body or [])
+    message = amqp.decode(data)
+    properties = message.application_properties
     return Rejected(
         str(properties["reason"]), str(properties["source_stream"]), int(properties["source_offset"]),
-        str(properties["processor"]), body, int(properties["original_size"]),
+        str(properties["processor"]), message.body or b"", int(properties["original_size"]),
     )
 
 
@@ -142,18 +139,22 @@ def decode(data: bytes) -> Event:
     checked for presence, type and finiteness.
     """
     try:
-        message = amqp_decoder(data)
-    except Exception as error:  # the AMQP decoder raises anything on garbage
-        raise MalformedEvent(f"not an AMQP 1.0 message ({type(error).__name__})") from None
-    if not isinstance(message.application_properties, dict):
+        message = amqp.decode(data)
+    except amqp.AmqpError as error:
+        raise MalformedEvent(str(error)) from None
+    properties = message.application_properties
+    if not isinstance(properties, dict):
         raise MalformedEvent("application properties are missing or not a map")
-    properties = _text_keys(message.application_properties)
-    event_type = _text(properties.get("event_type"))
+    event_type = properties.get("event_type")
     version = properties.get("schema_version")
     if type(version) is not int or version != SCHEMA_VERSION:
         raise MalformedEvent(f"unsupported schema_version {version!r}")
+    if message.body is None:
+        raise MalformedEvent("body is not a data section")
     body = _json_body(message.body)
-    created_ms = _created_ms(message.properties)
+    created_ms = message.properties.get("creation_time")
+    if type(created_ms) is not int:
+        raise MalformedEvent("creation_time is missing")
     event_id = _id(body, "id")
     if event_type == "features":
         return FeaturesEvent(event_id, _row(body), _features(body), created_ms)
@@ -169,22 +170,7 @@ def decode(data: bytes) -> Event:
     raise MalformedEvent(f"unknown event_type {event_type!r}")
 
 
-def _text(value: object) -> str | None:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return value if isinstance(value, str) else None
-
-
-def _text_keys(mapping: dict[Any, Any]) -> dict[str, Any]:
-    # rstream's decoder gives application property keys and values as bytes.
-    return {_text(key) or "": _text(value) or value for key, value in mapping.items()}
-
-
-def _json_body(body: object) -> dict[str, Any]:
-    if isinstance(body, list):  # several AMQP data sections
-        body = b"".join(part for part in body if isinstance(part, bytes))
-    if not isinstance(body, (bytes, str)):
-        raise MalformedEvent("body is not a data section")
+def _json_body(body: bytes) -> dict[str, Any]:
     try:
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -192,13 +178,6 @@ def _json_body(body: object) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise MalformedEvent("body is not a JSON object")
     return value
-
-
-def _created_ms(properties: Any) -> int:
-    created = getattr(properties, "creation_time", None)
-    if not isinstance(created, int) or isinstance(created, bool):
-        raise MalformedEvent("creation_time is missing")
-    return created
 
 
 def _id(body: dict[str, Any], key: str) -> str:
@@ -235,4 +214,8 @@ def _features(body: dict[str, Any]) -> dict[str, float]:
     features = body.get("features")
     if not isinstance(features, dict) or not features:
         raise MalformedEvent("features is missing or not a JSON object")
-    return {str(name): _number(features, name) for name in features}
+    for name, value in features.items():
+        # The common case, cheaply: a finite float (x - x is nan for nan and inf).
+        if type(value) is not float or value - value != 0.0:
+            features[name] = _number(features, name)
+    return features

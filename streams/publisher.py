@@ -47,7 +47,7 @@ class ConfirmedPublisher:
         self._next_id = 1
         self._batches: dict[tuple[str, int], _Batch] = {}
 
-    async def publish(self, stream: str, messages: Sequence[rstream.AMQPMessage]) -> None:
+    async def publish(self, stream: str, messages: Sequence[rstream.RawMessage]) -> None:
         """Send and wait until every message is confirmed (stored) by the broker.
 
         Raises the watch's error if the connection goes away meanwhile, and
@@ -105,12 +105,11 @@ FRAME_MESSAGES = 1000
 FRAME_BYTES = 512 * 1024
 
 
-def _frames(messages: Sequence[rstream.AMQPMessage]) -> Iterator[Sequence[rstream.AMQPMessage]]:
+def _frames(messages: Sequence[rstream.RawMessage]) -> Iterator[Sequence[rstream.RawMessage]]:
     """Split `messages` into runs that fit well inside one frame."""
     start, size = 0, 0
     for index, message in enumerate(messages):
-        body = message.body
-        length = 200 + (len(body) if isinstance(body, bytes) else sum(map(len, body or [])))
+        length = 20 + len(message.data)
         if index > start and (index - start >= FRAME_MESSAGES or size + length > FRAME_BYTES):
             yield messages[start:index]
             start, size = index, 0
