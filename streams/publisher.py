@@ -17,6 +17,9 @@ import rstream
 from streams.connection import BrokerError, Watch
 
 
+Outgoing = rstream.RawMessage | rstream.AMQPMessage
+
+
 @dataclass
 class _Batch:
     remaining: int
@@ -47,7 +50,7 @@ class ConfirmedPublisher:
         self._next_id = 1
         self._batches: dict[tuple[str, int], _Batch] = {}
 
-    async def publish(self, stream: str, messages: Sequence[rstream.RawMessage]) -> None:
+    async def publish(self, stream: str, messages: Sequence[Outgoing]) -> None:
         """Send and wait until every message is confirmed (stored) by the broker.
 
         Raises the watch's error if the connection goes away meanwhile, and
@@ -105,11 +108,11 @@ FRAME_MESSAGES = 1000
 FRAME_BYTES = 512 * 1024
 
 
-def _frames(messages: Sequence[rstream.RawMessage]) -> Iterator[Sequence[rstream.RawMessage]]:
+def _frames(messages: Sequence[Outgoing]) -> Iterator[Sequence[Outgoing]]:
     """Split `messages` into runs that fit well inside one frame."""
     start, size = 0, 0
     for index, message in enumerate(messages):
-        length = 20 + len(message.data)
+        length = 20 + len(bytes(message))  # RawMessage: its bytes as they are
         if index > start and (index - start >= FRAME_MESSAGES or size + length > FRAME_BYTES):
             yield messages[start:index]
             start, size = index, 0

@@ -19,7 +19,7 @@ from streams import codec
 from tests.streamtools import read_stream, stream_length
 
 NNMON = str(Path(sys.executable).with_name("nnmon"))
-EVENTS = 15_000
+EVENTS = 20_000
 
 
 class Pipeline:
@@ -71,9 +71,15 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(
         pipeline.start("features", "--interval", "0", "--count", str(EVENTS))
         kills = mid_flow = 0
         deadline = time.monotonic() + 120
+        # The first kill when a random share of the rows is in: surely mid-flow.
+        first_kill_at = int(EVENTS * rng.uniform(0.05, 0.4))
+        while pipeline.rows() < first_kill_at:
+            assert time.monotonic() < deadline, f"stuck at {pipeline.rows()} rows"
+            time.sleep(0.002)
         while kills < 3 or (kills < 6 and pipeline.rows() < EVENTS - 1000):
-            # Some kills land in start-up, most mid-flow, some after a checkpoint.
-            time.sleep(rng.uniform(0.5, 3.5))
+            # Then some kills land in start-up, some mid-flow, some after a checkpoint.
+            if kills:
+                time.sleep(rng.uniform(0.3, 2.5))
             mid_flow += pipeline.rows() < EVENTS
             for name in victims:
                 pipeline.kill_and_restart(name)
