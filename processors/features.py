@@ -12,8 +12,10 @@ import asyncio
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from rstream import RawMessage
 
@@ -31,6 +33,8 @@ log = logging.getLogger("nnmon.features")
 # At full speed, events go out in batches this large: one frame per stream,
 # small enough to stay well under the broker's 1 MB frame limit.
 FULL_SPEED_BATCH = 200
+# Batches awaiting the broker's confirms at once.
+IN_FLIGHT = 4
 
 
 def cycled_rows(rows: int, seed: int) -> Iterator[int]:
@@ -54,16 +58,16 @@ def make_events(
 @dataclass
 class _Progress:
     """What survives a reconnection: where in the data set we are, and the
-    batch not yet confirmed, which is sent again with the same publishing ids
-    so the broker stores it once."""
+    batches not yet confirmed, which are sent again with the same publishing
+    ids so the broker stores each once."""
 
     rows: Iterator[int]
     ids: IdGenerator
     publisher_name: str
-    sent: int = 0
+    sent: int = 0  # events the broker confirmed
+    made: int = 0  # events made: confirmed, or in `unconfirmed`
     next_publishing_id: int = 1
-    unconfirmed: tuple[list[RawMessage], list[RawMessage]] | None = None
-    last_id: str = ""
+    unconfirmed: deque[tuple[list[RawMessage], list[RawMessage]]] = field(default_factory=deque)
 
 
 async def run_features(
@@ -115,35 +119,58 @@ async def _publish(
         watch.connected = True
         publisher = ConfirmedPublisher(producer, progress.publisher_name, watch)
         log.info("publishing to %s and %s every %gs", names.features, names.y_true, interval)
+
+        async def send(batch: tuple[list[RawMessage], list[RawMessage]]) -> asyncio.Future[Any]:
+            """Write a batch now (in order); the future of its confirms."""
+            return asyncio.gather(await publisher.send(names.features, batch[0]),
+                                  await publisher.send(names.y_true, batch[1]))
+
+        # Several batches await their confirms at once; they count as sent in
+        # order. After a reconnection, the unconfirmed ones go again first.
+        in_flight: deque[asyncio.Future[Any]] = deque()
+        for batch in progress.unconfirmed:
+            in_flight.append(await send(batch))
+
+        async def settle_oldest() -> None:
+            await in_flight[0]
+            in_flight.popleft()
+            progress.sent += len(progress.unconfirmed.popleft()[0])
+
         last_report = time.monotonic()
-        while not stop.is_set() and (count is None or progress.sent < count):
-            if progress.unconfirmed is None:
-                due = pace.due(time.monotonic(), progress.sent)
+        try:
+            while not stop.is_set() and (count is None or progress.made < count):
+                watch.check()
+                if len(in_flight) >= IN_FLIGHT:
+                    await settle_oldest()
+                    continue
+                due = pace.due(time.monotonic(), progress.made)
                 if due == 0:
-                    await sleep_unless_stopped(stop, pace.wait(time.monotonic(), progress.sent))
+                    if in_flight:
+                        await settle_oldest()
+                    else:
+                        await sleep_unless_stopped(stop, pace.wait(time.monotonic(), progress.made))
                     continue
                 size = min(due, FULL_SPEED_BATCH)
                 if count is not None:
-                    size = min(size, count - progress.sent)
+                    size = min(size, count - progress.made)
                 features, truths = make_events(dataset, [next(progress.rows) for _ in range(size)],
                                                progress.ids)
-                progress.unconfirmed = (
-                    numbered([codec.encode(e) for e in features], progress.next_publishing_id),
-                    numbered([codec.encode(e) for e in truths], progress.next_publishing_id),
-                )
+                batch = (numbered([codec.encode(e) for e in features], progress.next_publishing_id),
+                         numbered([codec.encode(e) for e in truths], progress.next_publishing_id))
                 progress.next_publishing_id += size
-                progress.last_id = features[-1].id
-            feature_messages, truth_messages = progress.unconfirmed
-            await asyncio.gather(publisher.publish(names.features, feature_messages),
-                                 publisher.publish(names.y_true, truth_messages))
-            progress.unconfirmed = None
-            progress.sent += len(feature_messages)
-            if interval >= 1:
-                log.info("published %s", progress.last_id)
-            elif time.monotonic() - last_report >= 5:
-                log.info("published %d events", progress.sent)
-                last_report = time.monotonic()
-            watch.check()
+                progress.made += size
+                progress.unconfirmed.append(batch)
+                in_flight.append(await send(batch))
+                if interval >= 1:
+                    log.info("published %s", features[-1].id)
+                elif time.monotonic() - last_report >= 5:
+                    log.info("published %d events", progress.sent)
+                    last_report = time.monotonic()
+            while in_flight:
+                await settle_oldest()
+        finally:
+            for future in in_flight:
+                future.cancel()
 
 
 def numbered(messages: list[RawMessage], first_id: int) -> list[RawMessage]:

@@ -9,6 +9,7 @@ the reason and its source stream and offset.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -64,9 +65,12 @@ class Intake:
     async def publish_rejects(self, publisher: ConfirmedPublisher, stream: str) -> None:
         """Copy the rejects so far to `stream`; call before storing the
         offsets that cover them, so a crash repeats a reject, never loses it."""
-        if self._unpublished:
-            await publisher.publish(stream, [codec.encode_rejected(r) for r in self._unpublished])
-            self._unpublished.clear()
+        await (await self.send_rejects(publisher, stream))
+
+    async def send_rejects(self, publisher: ConfirmedPublisher, stream: str) -> Awaitable[None]:
+        """Like `publish_rejects`, but return what to await for the confirms."""
+        rejects, self._unpublished = self._unpublished, []
+        return await publisher.send(stream, [codec.encode_rejected(r) for r in rejects])
 
     def forget_rejects(self) -> None:
         """Drop unpublished rejects: the records will be read (and rejected) again."""

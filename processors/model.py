@@ -10,15 +10,19 @@ predictions are confirmed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
+import operator
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rstream
+from rstream import RawMessage
 
 from processors.config import PipelineConfig
 from processors.dataset import diabetes
@@ -28,10 +32,13 @@ from streams import codec
 from streams.connection import Watch, open_consumer, open_producer
 from streams.ids import IdGenerator
 from streams.publisher import ConfirmedPublisher
-from streams.subscription import RecordReader, after, last_position, stored_offset
+from streams.subscription import Record, RecordReader, after, last_position, stored_offset
 from streams.topology import declare_streams
 
 log = logging.getLogger("nnmon.model")
+
+# Batches of predictions awaiting the broker's confirms at once.
+IN_FLIGHT = 4
 
 
 @dataclass(frozen=True)
@@ -42,8 +49,13 @@ class Predictor:
     feature_names: tuple[str, ...]
     version: str
 
+    @functools.cached_property
+    def feature_set(self) -> frozenset[str]:
+        return frozenset(self.feature_names)
+
     def predict(self, rows: list[dict[str, float]]) -> np.ndarray:
-        matrix = np.array([[row[name] for name in self.feature_names] for row in rows])
+        in_order = operator.itemgetter(*self.feature_names)
+        matrix = np.array([in_order(row) for row in rows], dtype=np.float64).reshape(len(rows), -1)
         return np.asarray(self.regressor.predict(matrix), dtype=np.float64).reshape(-1)
 
 
@@ -114,36 +126,67 @@ async def _predict(
         reject_publisher = ConfirmedPublisher(producer, None, watch)
         log.info("predicting %s -> %s with %s, from offset %s", names.features,
                  names.y_pred, predictor.version, "first" if start is None else start + 1)
-        while not stop.is_set():
-            watch.check()
-            records = await reader.next_batch(timeout=0.2)
-            if not records:
-                continue
-            good = []
-            for record in records:
-                event = intake.decode(record, codec.FeaturesEvent)
-                if event is None:
+        # Several batches await their confirms at once; each one's offset is
+        # stored once it and all before it are confirmed.
+        in_flight: deque[tuple[asyncio.Future[Any], int]] = deque()
+
+        async def settle_oldest() -> None:
+            confirmed, offset = in_flight.popleft()
+            await confirmed
+            await consumer.store_offset(names.features, name, offset)
+
+        try:
+            while not stop.is_set():
+                watch.check()
+                while in_flight and in_flight[0][0].done():
+                    await settle_oldest()
+                if len(in_flight) >= IN_FLIGHT:
+                    await settle_oldest()
                     continue
-                missing = set(predictor.feature_names) - set(event.features)
-                if missing:
-                    intake.reject(record, f"features lack {', '.join(sorted(missing))}")
-                else:
-                    good.append((record, event))
-            if good:
-                y_pred = predictor.predict([event.features for _, event in good])
-                now_ms = time.time_ns() // 1_000_000
-                messages = []
-                for (record, event), value in zip(good, y_pred):
-                    message = codec.encode(codec.PredictionEvent(
-                        ids.next_id(), event.id, float(value), predictor.version, now_ms))
-                    # Broker-side deduplication: a re-read features event
-                    # yields the same publishing id, which the broker drops.
-                    message.publishing_id = record.offset + 1
-                    messages.append(message)
-                await publisher.publish(names.y_pred, messages)
+                records = await reader.next_batch(timeout=0.005 if in_flight else 0.2)
+                if not records:
+                    if in_flight:
+                        await settle_oldest()
+                    continue
+                messages = _predictions(records, predictor, intake, ids)
+                confirms = [await publisher.send(names.y_pred, messages),
+                            await intake.send_rejects(reject_publisher, names.rejected)]
+                in_flight.append((asyncio.gather(*confirms), records[-1].offset))
                 predicted[0] += len(messages)
-            await intake.publish_rejects(reject_publisher, names.rejected)
-            await consumer.store_offset(names.features, name, records[-1].offset)
+            while in_flight:
+                await settle_oldest()
+        finally:
+            for confirmed, _ in in_flight:
+                confirmed.cancel()
+
+
+def _predictions(
+    records: list[Record], predictor: Predictor, intake: Intake, ids: IdGenerator
+) -> list[RawMessage]:
+    """The prediction messages for the usable features among `records`."""
+    good = []
+    for record in records:
+        event = intake.decode(record, codec.FeaturesEvent)
+        if event is None:
+            continue
+        if event.features.keys() >= predictor.feature_set:
+            good.append((record, event))
+        else:
+            missing = ", ".join(sorted(predictor.feature_set - event.features.keys()))
+            intake.reject(record, f"features lack {missing}")
+    if not good:
+        return []
+    y_pred = predictor.predict([event.features for _, event in good])
+    now_ms = time.time_ns() // 1_000_000
+    messages = []
+    for (record, event), value in zip(good, y_pred):
+        message = codec.encode(codec.PredictionEvent(
+            ids.next_id(), event.id, float(value), predictor.version, now_ms))
+        # Broker-side deduplication: a re-read features event yields the
+        # same publishing id, which the broker drops.
+        message.publishing_id = record.offset + 1
+        messages.append(message)
+    return messages
 
 
 async def _check_not_recreated(

@@ -8,6 +8,7 @@ ids are strictly increasing, even when the clock stands still or steps back.
 
 from __future__ import annotations
 
+import random
 import secrets
 import time
 import uuid
@@ -26,10 +27,12 @@ class IdGenerator:
     def __init__(
         self,
         clock_ms: Callable[[], int] | None = None,
-        random_bits: Callable[[int], int] = secrets.randbits,
+        random_bits: Callable[[int], int] | None = None,
     ) -> None:
         self._clock_ms = clock_ms or _now_ms
-        self._random_bits = random_bits
+        # Seeded once from the OS: unique per generator, and no system call
+        # per id (secrets.randbits makes one each time).
+        self._random_bits = random_bits or random.Random(secrets.randbits(128)).getrandbits
         self._last_ms = -1
         self._counter = 0
 
@@ -46,20 +49,22 @@ class IdGenerator:
                 # the next millisecond rather than repeat or go backwards.
                 self._last_ms += 1
                 self._counter = 0
-        return str(_uuid7(self._last_ms, self._counter, self._random_bits(62)))
+        hex_digits = f"{_uuid7(self._last_ms, self._counter, self._random_bits(62)):032x}"
+        return "-".join((hex_digits[:8], hex_digits[8:12], hex_digits[12:16], hex_digits[16:20],
+                         hex_digits[20:]))
 
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _uuid7(unix_ms: int, counter: int, tail: int) -> uuid.UUID:
+def _uuid7(unix_ms: int, counter: int, tail: int) -> int:
     value = (unix_ms & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76
     value |= (counter & _COUNTER_MAX) << 64
     value |= 0b10 << 62
     value |= tail & ((1 << 62) - 1)
-    return uuid.UUID(int=value)
+    return value
 
 
 def id_time_ms(event_id: str) -> int:

@@ -9,13 +9,12 @@ while several batches are in flight.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import rstream
 
 from streams.connection import BrokerError, Watch
-
 
 Outgoing = rstream.RawMessage | rstream.AMQPMessage
 
@@ -51,13 +50,20 @@ class ConfirmedPublisher:
         self._batches: dict[tuple[str, int], _Batch] = {}
 
     async def publish(self, stream: str, messages: Sequence[Outgoing]) -> None:
-        """Send and wait until every message is confirmed (stored) by the broker.
+        """Send and wait until every message is confirmed (stored) by the broker."""
+        await (await self.send(stream, messages))
 
-        Raises the watch's error if the connection goes away meanwhile, and
-        `BrokerError` if confirms do not come within the timeout: never hangs.
+    async def send(self, stream: str, messages: Sequence[Outgoing]) -> Awaitable[None]:
+        """Write the messages to the broker now, in order, and return what to
+        await for their confirms, so several batches can await at once.
+
+        Call `send` from one task, in publishing-id order: with a publisher
+        name, the broker drops a message whose id is below one it has stored.
+        The returned awaitable raises the watch's error if the connection goes
+        away, and `BrokerError` if confirms do not come in time: it never hangs.
         """
         if not messages:
-            return
+            return _nothing()
         batch = _Batch(remaining=len(messages))
         for message in messages:
             if message.publishing_id is None:
@@ -85,21 +91,32 @@ class ConfirmedPublisher:
                 await self._producer.send_batch(
                     stream, frame, publisher_name=self._publisher_name, on_publish_confirm=on_confirm
                 )
-            lost: asyncio.Future[object] = asyncio.ensure_future(self._watch.lost.wait())
-            waiting: set[asyncio.Future[object]] = {batch.done, lost}  # type: ignore[arg-type]
-            try:
-                await asyncio.wait(waiting, timeout=self._confirm_timeout_s,
-                                   return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                lost.cancel()
+        except BaseException:
+            self._forget(stream, messages)
+            raise
+        return self._confirmed(stream, messages, batch)
+
+    async def _confirmed(self, stream: str, messages: Sequence[Outgoing], batch: _Batch) -> None:
+        lost: asyncio.Future[object] = asyncio.ensure_future(self._watch.lost.wait())
+        waiting: set[asyncio.Future[object]] = {batch.done, lost}  # type: ignore[arg-type]
+        try:
+            await asyncio.wait(waiting, timeout=self._confirm_timeout_s, return_when=asyncio.FIRST_COMPLETED)
             if batch.done.done():
                 batch.done.result()  # raises a refusal
                 return
             self._watch.check()
             raise BrokerError(f"RabbitMQ confirmed nothing on {stream} for {self._confirm_timeout_s:g}s")
         finally:
-            for message in messages:
-                self._batches.pop((stream, message.publishing_id), None)  # type: ignore[arg-type]
+            lost.cancel()
+            self._forget(stream, messages)
+
+    def _forget(self, stream: str, messages: Sequence[Outgoing]) -> None:
+        for message in messages:
+            self._batches.pop((stream, message.publishing_id), None)  # type: ignore[arg-type]
+
+
+async def _nothing() -> None:
+    """Nothing to confirm."""
 
 
 # rstream's send_batch writes one frame whatever its size; RabbitMQ may refuse
