@@ -137,7 +137,11 @@ def explain(error: BaseException, settings: BrokerSettings) -> str:
         return f"cannot reach RabbitMQ at {where}: {error.strerror or error}"
     if isinstance(error, rstream.ServerError):
         text = str(error) or type(error).__name__
-        return f"RabbitMQ at {where} refused: {text} (check --user/--password/--vhost)"
+        if "Authentication" in type(error).__name__ or "SASL" in type(error).__name__:
+            return f"RabbitMQ at {where} refused the login: {text} (check --user and --password)"
+        if "VirtualHost" in type(error).__name__:
+            return f"RabbitMQ at {where} refused the vhost: {text} (check --vhost)"
+        return f"RabbitMQ at {where} refused: {text}"
     if isinstance(error, TimeoutError):
         return f"RabbitMQ at {where} did not answer in time"
     return f"RabbitMQ at {where}: {type(error).__name__}: {error}"

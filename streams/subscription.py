@@ -10,6 +10,7 @@ callback waits, and rstream stops granting the broker credit.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -44,17 +45,27 @@ async def stored_offset(consumer: rstream.Consumer, stream: str, name: str) -> i
 
 
 class RecordReader:
-    """Merges the messages of one or more streams into batches of `Record`s.
+    """Merges the messages of one or more streams into batches of `Record`s,
+    oldest first by the broker's chunk time.
+
+    Each stream has a bounded queue; the merge takes from whichever stream's
+    next record is oldest, so a stream that runs ahead fills its queue and is
+    held back (its rstream callback waits, and no more credit goes to the
+    broker). Two streams read side by side thus stay close in time, which
+    keeps a join's pending state small even while catching up on a backlog.
 
     Each stream gets a consumer (and so a connection) of its own: with two
     subscriptions on one rstream connection, the busier one was measured
     delivering over a second late while the other kept up.
     """
 
-    def __init__(self, open_consumer: Callable[[], rstream.Consumer], max_queued: int = 20_000) -> None:
+    def __init__(self, open_consumer: Callable[[], rstream.Consumer], max_queued: int = 2_000) -> None:
         self._open_consumer = open_consumer
+        self._max_queued = max_queued  # per stream
         self._consumers: list[rstream.Consumer] = []
-        self._queue: asyncio.Queue[Record] = asyncio.Queue(max_queued)
+        self._queues: dict[str, deque[Record]] = {}
+        self._room: dict[str, asyncio.Event] = {}
+        self._arrived = asyncio.Event()
 
     async def __aenter__(self) -> RecordReader:
         return self
@@ -64,15 +75,23 @@ class RecordReader:
             await consumer.close()
 
     async def subscribe(self, stream: str, start: ConsumerOffsetSpecification) -> None:
+        queue: deque[Record] = deque()
+        room = asyncio.Event()
+        self._queues[stream], self._room[stream] = queue, room
+
         async def on_message(data: bytes, context: rstream.MessageContext) -> None:
-            await self._queue.put(Record(stream, context.offset, context.timestamp, data))
+            while len(queue) >= self._max_queued:
+                room.clear()
+                await room.wait()
+            queue.append(Record(stream, context.offset, context.timestamp, data))
+            self._arrived.set()
 
         consumer = self._open_consumer()
         self._consumers.append(consumer)
         await consumer.start()
-        # A large initial credit keeps several chunks on the way while the
-        # processor works on the current one.
-        await consumer.subscribe(stream, on_message, offset_specification=start, initial_credit=50)
+        # Credit for several chunks keeps data on the way while the
+        # processor works on the current batch.
+        await consumer.subscribe(stream, on_message, offset_specification=start, initial_credit=10)
 
     async def next_batch(self, max_records: int = 5_000, timeout: float | None = None) -> list[Record]:
         """Wait for at least one record (or `timeout` seconds: then empty),
@@ -80,13 +99,23 @@ class RecordReader:
 
         Never waits for a batch to fill: a lone event goes through at once.
         """
-        try:
-            first = await asyncio.wait_for(self._queue.get(), timeout)
-        except TimeoutError:
-            return []
-        batch = [first]
-        while len(batch) < max_records and not self._queue.empty():
-            batch.append(self._queue.get_nowait())
+        if not any(self._queues.values()):
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), timeout)
+            except TimeoutError:
+                return []
+        batch: list[Record] = []
+        queues = self._queues
+        while len(batch) < max_records:
+            oldest = None
+            for stream, queue in queues.items():
+                if queue and (oldest is None or queue[0].timestamp_ms < queues[oldest][0].timestamp_ms):
+                    oldest = stream
+            if oldest is None:
+                break
+            batch.append(queues[oldest].popleft())
+            self._room[oldest].set()
         return batch
 
 

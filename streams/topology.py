@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 import rstream
+from rstream.exceptions import PreconditionFailed
 
 from streams.settings import Retention
+
+log = logging.getLogger("nnmon.streams")
 
 
 async def declare_streams(
@@ -14,4 +18,9 @@ async def declare_streams(
 ) -> None:
     """Create each stream unless it exists; an existing stream keeps its arguments."""
     for stream in streams:
-        await owner.create_stream(stream, arguments=retention.arguments(), exists_ok=True)
+        try:
+            await owner.create_stream(stream, arguments=retention.arguments(), exists_ok=True)
+        except PreconditionFailed:
+            # RabbitMQ's answer when the stream exists with other arguments.
+            log.warning("stream %s exists with other retention arguments than %s; it keeps its own",
+                        stream, retention.arguments())
