@@ -93,7 +93,7 @@ class RecordReader:
         # processor works on the current batch.
         await consumer.subscribe(stream, on_message, offset_specification=start, initial_credit=10)
 
-    async def next_batch(self, max_records: int = 5_000, timeout: float | None = None) -> list[Record]:
+    async def next_batch(self, max_records: int = 1_000, timeout: float | None = None) -> list[Record]:
         """Wait for at least one record (or `timeout` seconds: then empty),
         then take whatever else is already waiting, up to `max_records`.
 
