@@ -25,7 +25,9 @@ class CsvLog:
         keep = int(state["csv_bytes"]) if state else 0
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._file = open(path, "a+b")
+        # Unbuffered: each batch goes out whole in one write, and after a
+        # failed one (disk full) the file can be cut back to its last row.
+        self._file = open(path, "a+b", buffering=0)
         if os.fstat(self._file.fileno()).st_size < keep:
             self._file.close()
             raise ViewLost(f"{path} is shorter than its checkpoint says")
@@ -38,11 +40,21 @@ class CsvLog:
         self._file.flush()
 
     def write(self, pairs: list[Pair]) -> None:
-        self._file.write(format_rows(pairs).encode())
-        self._file.flush()
+        rows = format_rows(pairs).encode()
+        start = self._file.tell()
+        try:
+            while rows:
+                written = self._file.write(rows) or 0
+                rows = rows[written:]
+        except OSError as error:
+            os.ftruncate(self._file.fileno(), start)  # no partial row left behind
+            raise OSError(error.errno, error.strerror, str(self.path)) from None
 
     def sync(self) -> None:
-        os.fsync(self._file.fileno())
+        try:
+            os.fsync(self._file.fileno())
+        except OSError as error:
+            raise OSError(error.errno, error.strerror, str(self.path)) from None
 
     def state(self) -> dict[str, Any]:
         return {"csv_bytes": self._file.tell()}

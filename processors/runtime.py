@@ -61,7 +61,7 @@ async def keep_running(
     A failure before the first connection ever succeeded is raised at once:
     a wrong host or password should say so, not retry forever. A deleted
     stream is raised too: carrying on against a new stream of the same name
-    could silently skip or repeat events.
+    could silently skip or repeat events. So are file errors (disk full).
     """
     delay = 1.0
     ever_connected = False
@@ -70,10 +70,10 @@ async def keep_running(
         try:
             await body(watch)
             return
-        except StreamDeleted:
-            raise
         except (BrokerError, OSError, TimeoutError, rstream.ServerError,
                 rstream.exceptions.LeaderNotAvailable) as error:
+            if isinstance(error, StreamDeleted) or getattr(error, "filename", None) is not None:
+                raise  # a deleted stream, or a file (disk full, no permission): not the broker's absence
             ever_connected = ever_connected or watch.connected
             if not ever_connected:
                 raise
