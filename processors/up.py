@@ -43,13 +43,27 @@ def environment(config: PipelineConfig) -> dict[str, str]:
     }
 
 
-def csv_rows(path: Path) -> int:
-    """Rows in the metric log (lines after the header); 0 when absent."""
-    try:
-        with open(path, "rb") as file:
-            return max(sum(chunk.count(b"\n") for chunk in iter(lambda: file.read(1 << 20), b"")) - 1, 0)
-    except FileNotFoundError:
-        return 0
+class RowCounter:
+    """Counts the metric log's rows (lines after the header), reading only
+    what was appended since the last count."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._read = 0
+        self._lines = 0
+
+    def rows(self) -> int:
+        try:
+            with open(self.path, "rb") as file:
+                if os.fstat(file.fileno()).st_size < self._read:  # cut back on a restart
+                    self._read = self._lines = 0
+                file.seek(self._read)
+                data = file.read()
+        except FileNotFoundError:
+            return 0
+        self._read += len(data)
+        self._lines += data.count(b"\n")
+        return max(self._lines - 1, 0)
 
 
 def png_rows(path: Path) -> int:
@@ -74,7 +88,8 @@ class UpOptions:
 
 async def run_up(config: PipelineConfig, stop: asyncio.Event, options: UpOptions) -> int:
     """Start the processors and supervise them; returns the exit status."""
-    target = None if options.count is None else csv_rows(config.csv_path) + options.count
+    counter = RowCounter(config.csv_path)
+    target = None if options.count is None else counter.rows() + options.count
     env = {**os.environ, **environment(config)}
     arguments = {
         "features": ["--interval", str(options.interval), "--seed", str(options.seed)]
@@ -100,7 +115,7 @@ async def run_up(config: PipelineConfig, stop: asyncio.Event, options: UpOptions
                           children[failed[0]].returncode)
                 status = 1
                 break
-            if target is not None and csv_rows(config.csv_path) >= target \
+            if target is not None and counter.rows() >= target \
                     and png_rows(config.png_path) >= target:
                 log.info("%d rows in %s and drawn in %s", target, config.csv_path, config.png_path)
                 break

@@ -41,13 +41,3 @@ def parse_start(where: str) -> ConsumerOffsetSpecification:
     if moment.tzinfo is None:
         moment = moment.astimezone()  # a time without a zone is local time
     return ConsumerOffsetSpecification(OffsetType.TIMESTAMP, int(moment.timestamp() * 1000))
-
-
-def describe(start: ConsumerOffsetSpecification) -> str:
-    """The start position in words, for logs and messages."""
-    if start.offset_type is OffsetType.OFFSET:
-        return f"offset {start.offset}"
-    if start.offset_type is OffsetType.TIMESTAMP:
-        assert start.offset is not None
-        return f"time {datetime.fromtimestamp(start.offset / 1000).astimezone().isoformat()}"
-    return start.offset_type.name.lower()

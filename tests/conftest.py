@@ -52,8 +52,8 @@ def config(broker: BrokerSettings, tmp_path: Path) -> Iterator[PipelineConfig]:
     """A pipeline under a fresh random prefix, its logs in a temporary folder;
     its streams are deleted afterwards."""
     names = StreamNames(f"test-{uuid.uuid4().hex[:10]}-")
-    config = PipelineConfig(broker, names, Retention(max_age="1h", max_bytes=50_000_000,
-                                                     segment_bytes=5_000_000), tmp_path / "logs")
+    config = PipelineConfig(broker, names, Retention(max_age="1h", max_bytes=500_000_000,
+                                                     segment_bytes=10_000_000), tmp_path / "logs")
     yield config
     asyncio.run(delete_streams(broker, names.all()))
 

@@ -4,13 +4,18 @@ processor in the background, wait for a condition."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import rstream
 from rstream import ConsumerOffsetSpecification, OffsetType
 
+from processors.config import PipelineConfig
 from streams import codec
 from streams.connection import open_consumer
 from streams.settings import BrokerSettings
@@ -93,3 +98,22 @@ async def wait_until(condition: Callable[[], bool], timeout: float = 30, what: s
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+NNMON = str(Path(sys.executable).with_name("nnmon"))
+
+
+def nnmon_env(config: PipelineConfig) -> dict[str, str]:
+    """The environment that points an `nnmon` process at `config`'s pipeline."""
+    return {**os.environ, "NNMON_STREAM_PREFIX": config.names.prefix,
+            "NNMON_LOGS_DIR": str(config.logs_dir), "NNMON_MAX_AGE": config.retention.max_age,
+            "NNMON_MAX_BYTES": str(config.retention.max_bytes),
+            "NNMON_SEGMENT_BYTES": str(config.retention.segment_bytes)}
+
+
+def run_nnmon(
+    config: PipelineConfig, *arguments: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run `nnmon ARGUMENTS` to the end against `config`'s pipeline."""
+    return subprocess.run([NNMON, *arguments], env=nnmon_env(config), capture_output=True, text=True,
+                          timeout=timeout)

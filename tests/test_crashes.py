@@ -4,21 +4,17 @@ moments while events flow at full speed, and restarted each time."""
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from processors.config import PipelineConfig
 from streams import codec
-from tests.streamtools import read_stream, stream_length
+from tests.streamtools import NNMON, nnmon_env, read_stream, stream_length
 
-NNMON = str(Path(sys.executable).with_name("nnmon"))
 EVENTS = 20_000
 
 
@@ -27,8 +23,7 @@ class Pipeline:
 
     def __init__(self, config: PipelineConfig) -> None:
         self.config = config
-        self.env = {**os.environ, "NNMON_STREAM_PREFIX": config.names.prefix,
-                    "NNMON_LOGS_DIR": str(config.logs_dir)}
+        self.env = nnmon_env(config)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.log = open(config.logs_dir.parent / "processes.log", "ab")
 

@@ -4,9 +4,7 @@ line, status 2, nothing half-written left behind."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,14 +14,8 @@ from sklearn.linear_model import LinearRegression
 
 from processors.config import PipelineConfig
 from processors.features import run_features
+from tests.streamtools import NNMON, run_nnmon
 from tests.test_crashes import Pipeline
-
-NNMON = str(Path(sys.executable).with_name("nnmon"))
-
-
-def nnmon(config: PipelineConfig, *arguments: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NNMON_STREAM_PREFIX": config.names.prefix, "NNMON_LOGS_DIR": str(config.logs_dir)}
-    return subprocess.run([NNMON, *arguments], env=env, capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture
@@ -58,19 +50,19 @@ def test_a_full_disk_stops_metric_with_one_line_and_no_partial_row(
 def test_a_logs_dir_that_is_a_file_is_named(config: PipelineConfig, tmp_path: Path) -> None:
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("")
-    done = nnmon(config, "metric", "--logs-dir", str(not_a_dir))
+    done = run_nnmon(config, "metric", "--logs-dir", str(not_a_dir))
     assert done.returncode == 2 and str(not_a_dir) in done.stderr and "logs-dir" in done.stderr
 
 
 def test_a_vhost_that_does_not_exist_is_named(config: PipelineConfig) -> None:
-    done = nnmon(config, "model", "--vhost", "no-such-vhost")
+    done = run_nnmon(config, "model", "--vhost", "no-such-vhost")
     assert done.returncode == 2 and "vhost" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_a_model_expecting_other_features_is_refused(config: PipelineConfig, tmp_path: Path) -> None:
     path = tmp_path / "five.joblib"
     joblib.dump(LinearRegression().fit([[0, 1, 2, 3, 4], [1, 2, 3, 4, 6]], [0, 1]), path)
-    done = nnmon(config, "model", "--model-path", str(path))
+    done = run_nnmon(config, "model", "--model-path", str(path))
     assert done.returncode == 2
     assert "expects 5 features" in done.stderr and "Traceback" not in done.stderr
 
@@ -78,5 +70,5 @@ def test_a_model_expecting_other_features_is_refused(config: PipelineConfig, tmp
 def test_the_password_file_is_used_and_never_shown(config: PipelineConfig, tmp_path: Path) -> None:
     secret = tmp_path / "password"
     secret.write_text("n0t-the-password\n")
-    done = nnmon(config, "model", "--password-file", str(secret))
+    done = run_nnmon(config, "model", "--password-file", str(secret))
     assert done.returncode == 2 and "login" in done.stderr and "n0t-the-password" not in done.stderr

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,17 +14,7 @@ from processors.drawing import ROWS_KEY
 from processors.model import default_predictor
 from processors.rows import HEADER
 from streams import codec
-from tests.streamtools import read_events
-
-NNMON = str(Path(sys.executable).with_name("nnmon"))
-
-
-def run_nnmon(
-    config: PipelineConfig, *arguments: str, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NNMON_STREAM_PREFIX": config.names.prefix,
-           "NNMON_LOGS_DIR": str(config.logs_dir), "NNMON_MAX_AGE": config.retention.max_age}
-    return subprocess.run([NNMON, *arguments], env=env, capture_output=True, text=True, timeout=timeout)
+from tests.streamtools import read_events, run_nnmon
 
 
 def test_up_with_a_count_makes_the_csv_and_the_png_then_exits(config: PipelineConfig) -> None:

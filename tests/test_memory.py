@@ -8,7 +8,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,9 +18,8 @@ from streams.connection import open_producer
 from streams.ids import IdGenerator
 from streams.publisher import ConfirmedPublisher
 from streams.topology import declare_streams
+from tests.streamtools import NNMON, nnmon_env
 from tests.test_crashes import Pipeline
-
-NNMON = str(Path(sys.executable).with_name("nnmon"))
 
 
 def rss_mb(pid: int) -> float:
@@ -76,9 +74,8 @@ def test_pending_joins_stay_within_their_limit_and_matching_goes_on(config: Pipe
 
 
 def test_a_200k_event_soak_keeps_every_processor_s_memory_flat(config: PipelineConfig) -> None:
-    env = {**os.environ, "NNMON_STREAM_PREFIX": config.names.prefix, "NNMON_LOGS_DIR": str(config.logs_dir)}
     up = subprocess.Popen([NNMON, "up", "--count", "200000", "--interval", "0", "--every", "2",
-                           "--timeout", "600"], env=env, stderr=subprocess.DEVNULL)
+                           "--timeout", "600"], env=nnmon_env(config), stderr=subprocess.DEVNULL)
     rows = Pipeline(config).rows
     try:
         deadline = time.monotonic() + 600

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -21,14 +18,7 @@ from processors.model import default_predictor, run_model
 from processors.plot import run_plot
 from streams.offsets import parse_start
 from streams.settings import Retention
-from tests.streamtools import read_stream, start, wait_until
-
-NNMON = str(Path(sys.executable).with_name("nnmon"))
-
-
-def nnmon(config: PipelineConfig, *arguments: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NNMON_STREAM_PREFIX": config.names.prefix, "NNMON_LOGS_DIR": str(config.logs_dir)}
-    return subprocess.run([NNMON, *arguments], env=env, capture_output=True, text=True, timeout=120)
+from tests.streamtools import read_stream, run_nnmon, start, wait_until
 
 
 def table(path: Path) -> pd.DataFrame:
@@ -53,7 +43,7 @@ async def live_run(config: PipelineConfig, count: int) -> None:
 def test_a_replay_from_first_gives_the_live_rows(config: PipelineConfig) -> None:
     asyncio.run(live_run(config, 120))
     out = config.logs_dir / "replayed.csv"
-    done = nnmon(config, "replay", "--from-offset", "first", "--out", str(out))
+    done = run_nnmon(config, "replay", "--from-offset", "first", "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert "replayed 120 rows" in done.stdout and "0 y_true without prediction" in done.stdout
     pd.testing.assert_frame_equal(table(out), table(config.csv_path))
@@ -67,7 +57,7 @@ def test_a_live_replay_from_an_offset_keeps_what_follows_and_metric_carries_on(
     asyncio.run(live_run(config, 60))
     offsets = asyncio.run(read_stream(config.broker, config.names.y_true, 60))
     from_offset = offsets[20][0]
-    done = nnmon(config, "replay", "--from-offset", str(from_offset))
+    done = run_nnmon(config, "replay", "--from-offset", str(from_offset))
     assert done.returncode == 0, done.stderr
     assert "replayed 40 rows" in done.stdout
     asyncio.run(live_run(config, 25))  # metric resumes where the replay ended
@@ -79,7 +69,7 @@ def test_to_offset_is_inclusive(config: PipelineConfig) -> None:
     asyncio.run(live_run(config, 30))
     offsets = [offset for offset, _ in asyncio.run(read_stream(config.broker, config.names.y_true, 30))]
     out = config.logs_dir / "part.csv"
-    done = nnmon(config, "replay", "--from-offset", str(offsets[5]), "--to-offset", str(offsets[14]),
+    done = run_nnmon(config, "replay", "--from-offset", str(offsets[5]), "--to-offset", str(offsets[14]),
                  "--out", str(out), "--no-plot")
     assert done.returncode == 0, done.stderr
     assert len(table(out)) == 10 and not out.with_suffix(".png").exists()
@@ -87,14 +77,14 @@ def test_to_offset_is_inclusive(config: PipelineConfig) -> None:
 
 @pytest.mark.parametrize("where", ["yesterday", "-3", "12:00 on monday"])
 def test_an_unknown_start_is_refused_with_one_line(config: PipelineConfig, where: str) -> None:
-    done = nnmon(config, "replay", "--from-offset", where)
+    done = run_nnmon(config, "replay", "--from-offset", where)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "--from-offset" in done.stderr
 
 
 def test_a_start_past_the_end_is_refused(config: PipelineConfig) -> None:
     asyncio.run(live_run(config, 5))
-    done = nnmon(config, "replay", "--from-offset", "999999")
+    done = run_nnmon(config, "replay", "--from-offset", "999999")
     assert done.returncode == 2 and "past the end" in done.stderr
 
 
@@ -108,7 +98,7 @@ def test_offsets_removed_by_retention_are_named_not_a_crash(config: PipelineConf
     first = asyncio.run(first_offset_of(small))
     assert first > 0, "retention removed nothing; the test cannot tell"
     out = config.logs_dir / "kept.csv"
-    done = nnmon(small, "replay", "--from-offset", "0", "--out", str(out))
+    done = run_nnmon(small, "replay", "--from-offset", "0", "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert f"offsets before {first}" in done.stderr and "removed by retention" in done.stderr
 

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -17,13 +14,11 @@ from processors import checkpoint
 from processors.config import PipelineConfig
 from streams.connection import open_consumer
 from streams.subscription import stored_offset
-
-NNMON = str(Path(sys.executable).with_name("nnmon"))
+from tests.streamtools import NNMON, nnmon_env
 
 
 def spawn(config: PipelineConfig, *arguments: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "NNMON_STREAM_PREFIX": config.names.prefix, "NNMON_LOGS_DIR": str(config.logs_dir)}
-    return subprocess.Popen([NNMON, *arguments], env=env, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([NNMON, *arguments], env=nnmon_env(config), stderr=subprocess.PIPE, text=True)
 
 
 def rows(config: PipelineConfig) -> int:
