@@ -1,13 +1,10 @@
-"""Memory stays bounded: under a flood of y_true that never get a prediction,
-and over a 200,000-event soak of the whole pipeline."""
+"""Memory stays bounded under a flood of y_true that never get a prediction."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import re
-import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -18,7 +15,6 @@ from streams.connection import open_producer
 from streams.ids import IdGenerator
 from streams.publisher import ConfirmedPublisher
 from streams.topology import declare_streams
-from tests.streamtools import NNMON, nnmon_env
 from tests.test_crashes import Pipeline
 
 
@@ -71,31 +67,3 @@ def test_pending_joins_stay_within_their_limit_and_matching_goes_on(config: Pipe
     assert after - before < 60, f"metric grew from {before:.0f} to {after:.0f} MB"
     log = (config.logs_dir.parent / "processes.log").read_text()
     assert "expired unmatched" in log
-
-
-def test_a_200k_event_soak_keeps_every_processor_s_memory_flat(config: PipelineConfig) -> None:
-    up = subprocess.Popen([NNMON, "up", "--count", "200000", "--interval", "0", "--every", "2",
-                           "--timeout", "600"], env=nnmon_env(config), stderr=subprocess.DEVNULL)
-    rows = Pipeline(config).rows
-    try:
-        deadline = time.monotonic() + 600
-        # "Start" is after warm-up: imports done, buffers and caches filled,
-        # the first PNGs drawn (15% of the run).
-        while rows() < 30_000:
-            assert up.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
-        children = [int(pid) for pid in
-                    Path(f"/proc/{up.pid}/task/{up.pid}/children").read_text().split()]
-        start = {pid: rss_mb(pid) for pid in children}
-        while rows() < 190_000:
-            assert up.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
-        end = {pid: rss_mb(pid) for pid in children if Path(f"/proc/{pid}").exists()}
-        assert up.wait(timeout=300) == 0
-    finally:
-        if up.poll() is None:
-            up.send_signal(signal.SIGTERM)
-            up.wait(timeout=60)
-    grown = {pid: (start[pid], end[pid]) for pid in end if end[pid] > start[pid] * 1.2}
-    assert not grown, f"RSS grew by more than 20% (MB, start -> end): {grown}"
-    assert len(end) >= 3  # model, metric and plot were still there to measure
