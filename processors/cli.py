@@ -15,7 +15,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import rstream
 import rstream.exceptions
@@ -36,6 +36,11 @@ app = typer.Typer(
 log = logging.getLogger("nnmon")
 
 
+# The default of the file options: "no file" (typer needs a value of the
+# option's own type, so not None).
+NO_FILE = Path()
+
+
 def _option(default: Any, flag: str, env: str, help: str, **extra: Any) -> inspect.Parameter:
     name = flag.lstrip("-").replace("-", "_")
     # Built at run time, which is when typer reads it; mypy cannot follow.
@@ -48,12 +53,12 @@ COMMON_OPTIONS = (
     _option(5552, "--port", "NNMON_PORT", "RabbitMQ stream port.", min=1, max=65535),
     _option("guest", "--user", "NNMON_USER", "RabbitMQ user."),
     _option("guest", "--password", "NNMON_PASSWORD", "RabbitMQ password.", show_default=False),
-    _option(Path(), "--password-file", "NNMON_PASSWORD_FILE",
+    _option(NO_FILE, "--password-file", "NNMON_PASSWORD_FILE",
             "Read the password from this file's first line instead (e.g. a Docker secret).",
             show_default=False),
     _option("/", "--vhost", "NNMON_VHOST", "RabbitMQ virtual host."),
     _option(False, "--tls", "NNMON_TLS", "Connect with TLS (the broker's TLS stream port, e.g. 5551)."),
-    _option(Path(), "--tls-ca-file", "NNMON_TLS_CA_FILE",
+    _option(NO_FILE, "--tls-ca-file", "NNMON_TLS_CA_FILE",
             "CA certificate(s) to trust for TLS, PEM; implies --tls. Default: the system's.",
             show_default=False),
     _option("", "--stream-prefix", "NNMON_STREAM_PREFIX",
@@ -94,8 +99,8 @@ def pipeline_command(*extra: inspect.Parameter) -> Callable[[Callable[..., Any]]
             config = PipelineConfig(
                 broker=BrokerSettings(
                     common["host"], common["port"], common["user"], password, common["vhost"],
-                    tls=common["tls"] or common["tls_ca_file"] != Path(),
-                    tls_ca_file=None if common["tls_ca_file"] == Path() else common["tls_ca_file"]),
+                    tls=common["tls"] or common["tls_ca_file"] != NO_FILE,
+                    tls_ca_file=None if common["tls_ca_file"] == NO_FILE else common["tls_ca_file"]),
                 names=StreamNames(common["stream_prefix"]),
                 retention=Retention(common["max_age"], common["max_bytes"], common["segment_bytes"]),
                 logs_dir=common["logs_dir"],
@@ -118,7 +123,7 @@ def pipeline_command(*extra: inspect.Parameter) -> Callable[[Callable[..., Any]]
 
 
 def _password(password: str, password_file: Path) -> str:
-    if password_file == Path():
+    if password_file == NO_FILE:
         return password
     try:
         return password_file.read_text().splitlines()[0] if password_file.stat().st_size else ""
@@ -126,7 +131,7 @@ def _password(password: str, password_file: Path) -> str:
         raise UsageError(f"cannot read --password-file {password_file}: {error.strerror}") from None
 
 
-def _fail(message: str, debug: bool) -> None:
+def _fail(message: str, debug: bool) -> NoReturn:
     if debug:
         raise
     typer.echo(f"nnmon: error: {message}", err=True)
