@@ -72,7 +72,7 @@ class RecordReader:
 
     async def __aexit__(self, *_: object) -> None:
         for consumer in self._consumers:
-            await consumer.close()
+            await close_quietly(consumer)
 
     async def subscribe(self, stream: str, start: ConsumerOffsetSpecification) -> None:
         queue: deque[Record] = deque()
@@ -171,6 +171,22 @@ async def _probe(
     finally:
         await unsubscribe_quietly(consumer, subscription)
     return found
+
+
+async def close_quietly(consumer: rstream.Consumer) -> None:
+    """Close a consumer whose connection may already be gone.
+
+    When a connection drops, rstream's own clean-up may remove a subscription
+    while `close` is unsubscribing it (a KeyError); a second `close` finds it
+    gone and closes the connections that remain."""
+    for _ in range(2):
+        try:
+            await consumer.close()
+            return
+        except KeyError:
+            continue
+        except (OSError, TimeoutError, rstream.ServerError):
+            return
 
 
 async def unsubscribe_quietly(consumer: rstream.Consumer, subscription: int) -> None:
