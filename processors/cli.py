@@ -23,7 +23,7 @@ import typer
 
 from processors.config import PipelineConfig
 from processors.joined import JoinLimits
-from processors.runtime import UsageError, run_until_stopped, setup_logging
+from processors.runtime import LogFormat, UsageError, run_until_stopped, setup_logging
 from streams.connection import BrokerError, explain
 from streams.settings import BrokerSettings, Retention, StreamNames
 
@@ -69,6 +69,8 @@ COMMON_OPTIONS = (
     _option(50_000_000, "--segment-bytes", "NNMON_SEGMENT_BYTES",
             "Stream segment size; retention removes whole segments.", min=1),
     _option(False, "--debug", "NNMON_DEBUG", "Debug logging, and tracebacks on errors."),
+    _option(LogFormat.TEXT, "--log-format", "NNMON_LOG_FORMAT",
+            "Log lines for people (text) or one JSON object per line (json)."),
 )
 JOIN_OPTIONS = (
     _option(3600.0, "--join-window", "NNMON_JOIN_WINDOW",
@@ -91,11 +93,11 @@ def pipeline_command(*extra: inspect.Parameter) -> Callable[[Callable[..., Any]]
         @functools.wraps(command)
         def wrapper(**values: Any) -> None:
             common = {name: values.pop(name) for name in list(values) if name in added_names}
-            setup_logging(common["debug"])
+            setup_logging(common["debug"], common["log_format"])
             try:
                 password = _password(common["password"], common["password_file"])
             except UsageError as error:
-                _fail(str(error), common["debug"])
+                _fail(str(error), common["debug"], common["log_format"])
             config = PipelineConfig(
                 broker=BrokerSettings(
                     common["host"], common["port"], common["user"], password, common["vhost"],
@@ -104,16 +106,17 @@ def pipeline_command(*extra: inspect.Parameter) -> Callable[[Callable[..., Any]]
                 names=StreamNames(common["stream_prefix"]),
                 retention=Retention(common["max_age"], common["max_bytes"], common["segment_bytes"]),
                 logs_dir=common["logs_dir"],
+                log_format=common["log_format"],
             )
             if "join_window" in common:
                 values["limits"] = JoinLimits(common["join_window"], common["max_pending"])
             try:
                 status = command(config=config, **values)
             except UsageError as error:
-                _fail(str(error), common["debug"])
+                _fail(str(error), common["debug"], config.log_format)
             except (BrokerError, OSError, TimeoutError, rstream.ServerError,
                     rstream.exceptions.ClientError) as error:
-                _fail(explain(error, config.broker), common["debug"])
+                _fail(explain(error, config.broker), common["debug"], config.log_format)
             raise typer.Exit(status or 0)
 
         wrapper.__signature__ = inspect.Signature(own + list(added))  # type: ignore[attr-defined]
@@ -131,10 +134,13 @@ def _password(password: str, password_file: Path) -> str:
         raise UsageError(f"cannot read --password-file {password_file}: {error.strerror}") from None
 
 
-def _fail(message: str, debug: bool) -> NoReturn:
+def _fail(message: str, debug: bool, log_format: LogFormat) -> NoReturn:
     if debug:
         raise
-    typer.echo(f"nnmon: error: {message}", err=True)
+    if log_format is LogFormat.JSON:
+        log.error("%s", message)
+    else:
+        typer.echo(f"nnmon: error: {message}", err=True)
     raise typer.Exit(2)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from processors.runtime import LogFormat
 from streams.settings import BrokerSettings, Retention, StreamNames
 
 
@@ -15,6 +16,7 @@ class PipelineConfig:
     names: StreamNames = field(default_factory=StreamNames)
     retention: Retention = field(default_factory=Retention)
     logs_dir: Path = Path("logs")
+    log_format: LogFormat = LogFormat.TEXT
 
     @property
     def csv_path(self) -> Path:

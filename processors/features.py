@@ -21,6 +21,7 @@ from rstream import RawMessage
 
 from processors.config import PipelineConfig
 from processors.dataset import Dataset, diabetes, row_order
+from processors.rates import RateLog
 from processors.runtime import keep_running, sleep_unless_stopped
 from streams import codec
 from streams.connection import Watch, open_producer
@@ -56,7 +57,7 @@ def make_events(
 
 
 @dataclass
-class _Progress:
+class _Position:
     """What survives a reconnection: where in the data set we are, and the
     batches not yet confirmed, which are sent again with the same publishing
     ids so the broker stores each once."""
@@ -64,6 +65,7 @@ class _Progress:
     rows: Iterator[int]
     ids: IdGenerator
     publisher_name: str
+    rate: RateLog
     sent: int = 0  # events the broker confirmed
     made: int = 0  # events made: confirmed, or in `unconfirmed`
     next_publishing_id: int = 1
@@ -78,7 +80,7 @@ async def run_features(
     # Unique per process: several features may publish at once, and the
     # broker deduplicates per publisher name.
     name = f"{config.names.consumer('features')}-{ids.next_id()}"
-    progress = _Progress(cycled_rows(len(diabetes().target), seed), ids, name)
+    progress = _Position(cycled_rows(len(diabetes().target), seed), ids, name, RateLog(log, "published"))
     await keep_running(lambda watch: _publish(config, stop, interval, count, progress, watch), stop, log)
     log.info("stopped after publishing %d events", progress.sent)
     return progress.sent
@@ -109,7 +111,7 @@ class Pace:
 
 async def _publish(
     config: PipelineConfig, stop: asyncio.Event, interval: float, count: int | None,
-    progress: _Progress, watch: Watch,
+    progress: _Position, watch: Watch,
 ) -> None:
     dataset = diabetes()
     names = config.names
@@ -134,9 +136,10 @@ async def _publish(
         async def settle_oldest() -> None:
             await in_flight[0]
             in_flight.popleft()
-            progress.sent += len(progress.unconfirmed.popleft()[0])
+            confirmed = len(progress.unconfirmed.popleft()[0])
+            progress.sent += confirmed
+            progress.rate.add(confirmed)
 
-        last_report = time.monotonic()
         try:
             while not stop.is_set() and (count is None or progress.made < count):
                 watch.check()
@@ -161,11 +164,10 @@ async def _publish(
                 progress.made += size
                 progress.unconfirmed.append(batch)
                 in_flight.append(await send(batch))
-                if interval >= 1:
+                if interval >= 1:  # a demo's pace: a line per event
                     log.info("published %s", features[-1].id)
-                elif time.monotonic() - last_report >= 5:
-                    log.info("published %d events", progress.sent)
-                    last_report = time.monotonic()
+                else:
+                    progress.rate.maybe_log()
             while in_flight:
                 await settle_oldest()
         finally:

@@ -26,6 +26,7 @@ from processors import checkpoint
 from processors.config import PipelineConfig
 from processors.intake import Intake
 from processors.join import Half, IdJoin, Pair, Side
+from processors.rates import RateLog
 from processors.runtime import keep_running
 from streams import codec
 from streams.connection import Watch, open_consumer, open_producer
@@ -85,6 +86,7 @@ async def run_joined(
     path = config.checkpoint_path(processor)
     intake = Intake(log, processor)
     name = names.consumer(processor)
+    rate = RateLog(log, "joined")
 
     async def attempt(watch: Watch) -> None:
         intake.forget_rejects()  # anything not yet reported will be read again
@@ -137,11 +139,14 @@ async def run_joined(
                         unsaved = True
                     if pairs:
                         view.write(pairs)
+                        rate.add(len(pairs))
                     expired = join.expire()
                     intake.reject_expired(expired, {Side.TRUTH: names.y_true, Side.PREDICTION: names.y_pred})
                     if expired:
                         log.warning("%d events expired unmatched (%d so far), e.g. %s %s", len(expired),
                                     join.counts.expired, expired[0].side.value, expired[0].id)
+                    rate.maybe_log(lambda: f"{join.pending_count()} pending, {join.counts.expired} expired, "
+                                           f"{intake.rejected} rejected")
                     if after_batch is not None:
                         await after_batch(not records)
                     if unsaved and time.monotonic() - last_checkpoint >= checkpoint_every_s:

@@ -27,6 +27,7 @@ from rstream import RawMessage
 from processors.config import PipelineConfig
 from processors.dataset import diabetes
 from processors.intake import Intake
+from processors.rates import RateLog
 from processors.runtime import UsageError, keep_running
 from streams import codec
 from streams.connection import Watch, open_consumer, open_producer
@@ -96,14 +97,14 @@ def load_predictor(path: Path) -> Predictor:
 
 async def run_model(config: PipelineConfig, stop: asyncio.Event, predictor: Predictor) -> None:
     intake = Intake(log, "model")
-    predicted = [0]
+    predicted = RateLog(log, "predicted")
     await keep_running(lambda watch: _predict(config, stop, predictor, intake, predicted, watch), stop, log)
-    log.info("stopped after %d predictions (%d rejected)", predicted[0], intake.rejected)
+    log.info("stopped after %d predictions (%d rejected)", predicted.total, intake.rejected)
 
 
 async def _predict(
     config: PipelineConfig, stop: asyncio.Event, predictor: Predictor, intake: Intake,
-    predicted: list[int], watch: Watch,
+    predicted: RateLog, watch: Watch,
 ) -> None:
     names = config.names
     name = names.consumer("model")
@@ -152,7 +153,8 @@ async def _predict(
                 confirms = [await publisher.send(names.y_pred, messages),
                             await intake.send_rejects(reject_publisher, names.rejected)]
                 in_flight.append((asyncio.gather(*confirms), records[-1].offset))
-                predicted[0] += len(messages)
+                predicted.add(len(messages))
+                predicted.maybe_log(lambda: f"{intake.rejected} rejected")
             while in_flight:
                 await settle_oldest()
         finally:

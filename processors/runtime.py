@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from enum import Enum
 
 import rstream
 import rstream.exceptions
@@ -18,12 +19,26 @@ class UsageError(Exception):
     """A wrong option or input file; the text says what to do. Exit status 2."""
 
 
-def setup_logging(debug: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+class LogFormat(str, Enum):
+    TEXT = "text"
+    JSON = "json"
+
+
+def setup_logging(debug: bool = False, log_format: LogFormat = LogFormat.TEXT) -> None:
+    """Log lines to stderr: human-readable, or one JSON object per line
+    (time, level, logger, message) for log shippers."""
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format is LogFormat.JSON:
+        from pythonjsonlogger.json import JsonFormatter
+
+        handler.setFormatter(JsonFormatter(
+            "%(levelname)s %(name)s %(message)s",
+            rename_fields={"levelname": "level", "name": "logger"},
+            timestamp="time",  # ISO 8601, UTC
+        ))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler], force=True)
     # rstream logs a traceback for every connection problem it retries;
     # our own lines say what matters.
     logging.getLogger("rstream").setLevel(logging.DEBUG if debug else logging.CRITICAL)

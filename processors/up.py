@@ -40,6 +40,7 @@ def environment(config: PipelineConfig) -> dict[str, str]:
         "NNMON_MAX_AGE": retention.max_age,
         "NNMON_MAX_BYTES": str(retention.max_bytes),
         "NNMON_SEGMENT_BYTES": str(retention.segment_bytes),
+        "NNMON_LOG_FORMAT": config.log_format.value,
     }
 
 
