@@ -82,13 +82,16 @@ JOIN_OPTIONS = (
 
 def pipeline_command(*extra: inspect.Parameter) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Give a command the common options (plus `extra`); it receives them as
-    `config` (and by name), runs with clean errors, and exits with its status."""
+    `config` (and `limits`, and any `extra` it names), runs with clean errors,
+    and exits with its status."""
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
-        supplied = ("config", "limits")  # made by the wrapper from the options below
-        own = [p for p in inspect.signature(command).parameters.values() if p.name not in supplied]
         added = COMMON_OPTIONS + extra
         added_names = {p.name for p in added}
+        parameters = inspect.signature(command).parameters
+        passed_on = [p.name for p in extra if p.name in parameters]
+        supplied = {"config", "limits", *passed_on}  # made by the wrapper from the options
+        own = [p for p in parameters.values() if p.name not in supplied]
 
         @functools.wraps(command)
         def wrapper(**values: Any) -> None:
@@ -110,6 +113,7 @@ def pipeline_command(*extra: inspect.Parameter) -> Callable[[Callable[..., Any]]
             )
             if "join_window" in common:
                 values["limits"] = JoinLimits(common["join_window"], common["max_pending"])
+            values.update({name: common[name] for name in passed_on})
             try:
                 status = command(config=config, **values)
             except UsageError as error:
@@ -269,6 +273,44 @@ def _progress_bar() -> Iterator[Callable[[int, int], None] | None]:
                 bar.update(task, completed=done, total=total)
 
         yield update
+
+
+MANAGEMENT_URL = _option("", "--management-url", "NNMON_MANAGEMENT_URL",
+                         "RabbitMQ's management API, for retention and message counts "
+                         "(default: http://<--host>:15672).", show_default=False)
+
+
+@app.command()
+@pipeline_command(MANAGEMENT_URL)
+def status(
+    config: PipelineConfig,
+    management_url: str,
+    json: Annotated[bool, typer.Option("--json", help="One JSON object, for scripts.")] = False,
+    stale: Annotated[float | None, typer.Option(
+        min=0, help="Exit 1 if a consumer has had messages waiting longer than this many seconds.")] = None,
+    broker_data_dir: Annotated[Path, typer.Option(
+        envvar="NNMON_BROKER_DATA_DIR",
+        help="The broker's data directory, when it is on this machine: sizes on disk.")]
+    = Path("/var/lib/rabbitmq/mnesia"),
+) -> int:
+    """Show the streams, each consumer's offset and lag, the join and the CSV."""
+    import json as json_module
+
+    from processors.status import collect
+    from processors.status_table import render
+    from streams.management import default_url
+
+    url = management_url or default_url(config.broker)
+    found = asyncio.run(collect(config, url, broker_data_dir))
+    if json:
+        typer.echo(json_module.dumps(found.to_json(), indent=2))
+    else:
+        typer.echo(render(found, stale), nl=False)
+    late = [] if stale is None else found.stale(stale)
+    for consumer in late:
+        typer.echo(f"nnmon status: {consumer.processor} has had {consumer.stream} messages waiting "
+                   f"{consumer.behind_s:.1f}s (more than --stale {stale:g}s)", err=True)
+    return 1 if late else 0
 
 
 @app.command()

@@ -108,7 +108,7 @@ async def run_joined(
                     view.close()
                     join, offsets, view = _restore(None, streams, open_view, limits, log)
                 for stream in streams:
-                    await reader.subscribe(stream, after(offsets[stream]))
+                    await reader.subscribe(stream, after(offsets[stream]), name)
                 watch.connected = True
                 log.info("joining %s and %s from offsets %s", *streams,
                          {s: "first" if o is None else o + 1 for s, o in offsets.items()})

@@ -119,7 +119,7 @@ async def _predict(
         intake.forget_rejects()  # anything not yet reported will be read again
         start = await stored_offset(consumer, names.features, name)
         await _check_not_recreated(consumer, producer, names.features, names.y_pred, name)
-        await reader.subscribe(names.features, after(start))
+        await reader.subscribe(names.features, after(start), name)
         watch.connected = True
         publisher = ConfirmedPublisher(producer, name, watch)
         # No publisher name: rejects are numbered per process, so broker-side

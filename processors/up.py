@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from processors.config import PipelineConfig
+from processors.csv_tail import RowCounter
 from processors.drawing import ROWS_KEY
 
 log = logging.getLogger("nnmon.up")
@@ -42,29 +43,6 @@ def environment(config: PipelineConfig) -> dict[str, str]:
         "NNMON_SEGMENT_BYTES": str(retention.segment_bytes),
         "NNMON_LOG_FORMAT": config.log_format.value,
     }
-
-
-class RowCounter:
-    """Counts the metric log's rows (lines after the header), reading only
-    what was appended since the last count."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._read = 0
-        self._lines = 0
-
-    def rows(self) -> int:
-        try:
-            with open(self.path, "rb") as file:
-                if os.fstat(file.fileno()).st_size < self._read:  # cut back on a restart
-                    self._read = self._lines = 0
-                file.seek(self._read)
-                data = file.read()
-        except FileNotFoundError:
-            return 0
-        self._read += len(data)
-        self._lines += data.count(b"\n")
-        return max(self._lines - 1, 0)
 
 
 def png_rows(path: Path) -> int:

@@ -74,7 +74,11 @@ class RecordReader:
         for consumer in self._consumers:
             await close_quietly(consumer)
 
-    async def subscribe(self, stream: str, start: ConsumerOffsetSpecification) -> None:
+    async def subscribe(
+        self, stream: str, start: ConsumerOffsetSpecification, name: str | None = None
+    ) -> None:
+        """Read `stream` from `start`; `name` (the name offsets are stored
+        under) shows as the consumer's reference in the management UI."""
         queue: deque[Record] = deque()
         room = asyncio.Event()
         self._queues[stream], self._room[stream] = queue, room
@@ -91,7 +95,8 @@ class RecordReader:
         await consumer.start()
         # Credit for several chunks keeps data on the way while the
         # processor works on the current batch.
-        await consumer.subscribe(stream, on_message, offset_specification=start, initial_credit=10)
+        await consumer.subscribe(stream, on_message, offset_specification=start, initial_credit=10,
+                                 subscriber_name=name)
 
     async def next_batch(self, max_records: int = 1_000, timeout: float | None = None) -> list[Record]:
         """Wait for at least one record (or `timeout` seconds: then empty),

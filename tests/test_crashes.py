@@ -12,7 +12,7 @@ import time
 import pytest
 
 from processors.config import PipelineConfig
-from processors.up import RowCounter
+from processors.csv_tail import RowCounter
 from streams import codec
 from tests.streamtools import NNMON, nnmon_env, read_stream, stream_length
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from processors.config import PipelineConfig
-from processors.up import RowCounter, environment
+from processors.csv_tail import RowCounter
+from processors.up import environment
 from streams.settings import BrokerSettings, StreamNames
 
 

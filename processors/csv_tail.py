@@ -1,0 +1,83 @@
+"""Following the metric log from outside, as `tail -f` does: read only what
+was appended since the last look, and start over when the file was cut back
+(metric restarting from its checkpoint) or replaced (a replay)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from processors.rows import HEADER
+
+
+class AppendedBytes:
+    """The bytes appended to a file since the last `read`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+        self._inode: int | None = None
+
+    def read(self) -> tuple[bool, bytes]:
+        """(whether the file started over since the last read, the new bytes)."""
+        try:
+            with open(self.path, "rb") as file:
+                stat = os.fstat(file.fileno())
+                restarted = stat.st_ino != self._inode or stat.st_size < self._offset
+                if restarted:
+                    self._offset, self._inode = 0, stat.st_ino
+                file.seek(self._offset)
+                data = file.read()
+        except FileNotFoundError:
+            restarted, data = self._inode is not None, b""
+            self._offset, self._inode = 0, None
+        self._offset += len(data)
+        return restarted, data
+
+
+class RowCounter:
+    """Counts the metric log's rows (lines after the header)."""
+
+    def __init__(self, path: Path) -> None:
+        self._appended = AppendedBytes(path)
+        self._lines = 0
+
+    def rows(self) -> int:
+        restarted, data = self._appended.read()
+        if restarted:
+            self._lines = 0
+        self._lines += data.count(b"\n")
+        return max(self._lines - 1, 0)
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    y_true: float
+    y_pred: float
+    absolute_error: float
+
+
+class CsvTail:
+    """The metric log's rows, as they are appended."""
+
+    def __init__(self, path: Path) -> None:
+        self._appended = AppendedBytes(path)
+        self._unfinished = b""  # a row being written while we read
+
+    def new_rows(self) -> tuple[bool, list[Row]]:
+        """(whether the log started over, so earlier rows no longer count;
+        the complete rows appended since the last call)."""
+        restarted, data = self._appended.read()
+        if restarted:
+            self._unfinished = b""
+        lines = (self._unfinished + data).split(b"\n")
+        self._unfinished = lines.pop()
+        rows = []
+        for line in lines:
+            fields = line.decode().split(",")
+            if len(fields) != 4 or line == HEADER.strip().encode():
+                continue
+            rows.append(Row(fields[0], float(fields[1]), float(fields[2]), float(fields[3])))
+        return restarted, rows

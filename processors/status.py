@@ -1,0 +1,223 @@
+"""What a running pipeline looks like from outside: its streams, how far each
+consumer got, the join's state and the metric log.
+
+Read-only: nothing is declared, stored or written. `collect` gathers a
+`Status` from the broker (stream protocol, and the management API when it
+answers), the checkpoints and the CSV; `nnmon status` prints it and the
+dashboard serves it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import rstream
+from rstream import ConsumerOffsetSpecification, OffsetType
+
+from processors import checkpoint
+from processors.config import PipelineConfig
+from processors.csv_tail import RowCounter
+from streams.connection import open_consumer
+from streams.ids import id_time_ms
+from streams.management import ManagementUnavailable, QueueInfo, stream_queues
+from streams.subscription import last_position, position_at, stored_offset
+
+# Who reads what, by consumer name; features only writes.
+CONSUMERS = (("model", "features"), ("metric", "y_true"), ("metric", "y_pred"),
+             ("plot", "y_true"), ("plot", "y_pred"))
+JOINED = ("metric", "plot")
+
+
+@dataclass(frozen=True)
+class StreamStatus:
+    name: str
+    exists: bool
+    first: int | None = None  # oldest offset retention left; None when empty
+    last: int | None = None
+    messages: int | None = None  # from the management API
+    bytes_on_disk: int | None = None  # when the broker's data directory is readable here
+    segments: int | None = None  # RabbitMQ 4's management API
+    retention: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ConsumerStatus:
+    processor: str
+    stream: str
+    stored: int | None  # last offset stored as processed; None: none stored yet
+    last: int | None  # the stream's last offset
+    lag: int | None  # messages after `stored`
+    behind_s: float | None  # age of the oldest unprocessed message; 0 when caught up
+
+    def stale(self, threshold_s: float) -> bool:
+        """Work has waited longer than `threshold_s`: the consumer is not moving."""
+        return self.behind_s is not None and self.behind_s > threshold_s
+
+
+@dataclass(frozen=True)
+class JoinStatus:
+    processor: str
+    joined: int
+    pending: int
+    expired: int
+    checkpoint_at: str  # when the checkpoint was written
+
+
+@dataclass(frozen=True)
+class CsvStatus:
+    path: str
+    rows: int
+    last_row_at: str | None  # event time of the newest row (from its UUIDv7 id)
+    modified_at: str | None
+
+
+@dataclass(frozen=True)
+class Status:
+    streams: list[StreamStatus]
+    consumers: list[ConsumerStatus]
+    joins: list[JoinStatus]
+    csv: CsvStatus
+    notes: list[str] = field(default_factory=list)
+    collected_at: str = ""
+
+    def stale(self, threshold_s: float) -> list[ConsumerStatus]:
+        return [c for c in self.consumers if c.stale(threshold_s)]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def collect(config: PipelineConfig, management_url: str, data_dir: Path | None) -> Status:
+    """The pipeline's status now. Raises the broker's errors when its stream
+    port cannot be used; a missing management API only leaves gaps (noted)."""
+    names = config.names
+    stream_names = list(names.all())
+    notes: list[str] = []
+    try:
+        queues: dict[str, QueueInfo | None] = await stream_queues(config.broker, management_url, stream_names)
+    except ManagementUnavailable as error:
+        queues = {}
+        notes.append(f"{error}: no retention or message counts")
+    now = time.time()
+    async with open_consumer(config.broker, config.connection_name("status")) as consumer:
+        streams = list(await asyncio.gather(*(
+            _stream(consumer, stream, queues.get(stream), data_dir, config.broker.vhost)
+            for stream in stream_names)))
+        ends = {s.name: s for s in streams}
+        consumers = list(await asyncio.gather(*(
+            _consumer(consumer, processor, ends[getattr(names, stream)], names.consumer(processor), now)
+            for processor, stream in CONSUMERS)))
+    if data_dir is not None and all(s.bytes_on_disk is None for s in streams if s.exists):
+        notes.append(f"sizes on disk unknown: {data_dir} is not this broker's readable data directory")
+    joins = [j for j in (_join(config, processor) for processor in JOINED) if j is not None]
+    return Status(streams, consumers, joins, _csv(config.csv_path), notes, _iso(now))
+
+
+async def _stream(
+    consumer: rstream.Consumer, stream: str, queue: QueueInfo | None, data_dir: Path | None, vhost: str
+) -> StreamStatus:
+    if not await consumer.stream_exists(stream):
+        return StreamStatus(stream, exists=False)
+    first = last = None
+    if queue is None or queue.messages != 0:  # probing an empty stream waits for nothing
+        first_position = await position_at(consumer, stream, ConsumerOffsetSpecification(OffsetType.FIRST))
+        if first_position is not None:
+            end = await last_position(consumer, stream)
+            first, last = first_position.offset, None if end is None else end.offset
+    return StreamStatus(
+        stream, exists=True, first=first, last=last,
+        messages=None if queue is None else queue.messages,
+        bytes_on_disk=None if data_dir is None else stream_bytes(data_dir, vhost, stream),
+        segments=None if queue is None else queue.segments,
+        retention=None if queue is None else queue.retention,
+    )
+
+
+async def _consumer(
+    consumer: rstream.Consumer, processor: str, stream: StreamStatus, name: str, now: float
+) -> ConsumerStatus:
+    if not stream.exists:
+        return ConsumerStatus(processor, stream.name, None, None, None, None)
+    stored = await stored_offset(consumer, stream.name, name)
+    if stream.last is None:  # empty: nothing to be behind on
+        return ConsumerStatus(processor, stream.name, stored, None, 0, 0.0)
+    first = stream.first or 0
+    next_offset = first if stored is None else max(stored + 1, first)
+    lag = stream.last - next_offset + 1
+    behind_s: float | None = 0.0
+    if lag > 0:
+        oldest = await position_at(consumer, stream.name,
+                                   ConsumerOffsetSpecification(OffsetType.OFFSET, next_offset))
+        behind_s = None if oldest is None else max(now - oldest.timestamp_ms / 1000, 0.0)
+    return ConsumerStatus(processor, stream.name, stored, stream.last, max(lag, 0), behind_s)
+
+
+def stream_bytes(data_dir: Path, vhost: str, stream: str) -> int | None:
+    """Bytes of a stream's segment and index files, when `data_dir` is the
+    broker's data directory (e.g. /var/lib/rabbitmq/mnesia) and readable.
+
+    RabbitMQ keeps each stream in `<node>/stream/<vhost>_<name>_<timestamp>`,
+    with `/` in the vhost written as `_`; no API of 3.10 reports the size."""
+    pattern = f"*/stream/{vhost.replace('/', '_')}_{stream}_*"
+    try:
+        folders = sorted(data_dir.glob(pattern), key=lambda p: p.name.rsplit("_", 1)[-1])
+        if not folders:
+            return None
+        return sum(entry.stat().st_size for entry in folders[-1].iterdir())
+    except OSError:
+        return None
+
+
+def _join(config: PipelineConfig, processor: str) -> JoinStatus | None:
+    path = config.checkpoint_path(processor)
+    saved = checkpoint.load(path, (config.names.y_true, config.names.y_pred))
+    if saved is None:
+        return None
+    try:
+        join = saved.state["join"]
+        return JoinStatus(
+            processor, int(join["counts"]["joined"]),
+            sum(len(waiting) for waiting in join["pending"].values()),
+            int(join["counts"]["expired"]), _iso(path.stat().st_mtime))
+    except (KeyError, TypeError, ValueError, OSError):
+        return None
+
+
+def _csv(path: Path) -> CsvStatus:
+    rows = RowCounter(path).rows()
+    try:
+        modified = _iso(path.stat().st_mtime)
+    except FileNotFoundError:
+        modified = None
+    last_id = last_row_id(path) if rows else None
+    return CsvStatus(str(path), rows, None if last_id is None else _iso(id_time_ms(last_id) / 1000), modified)
+
+
+def last_row_id(path: Path, tail_bytes: int = 4096) -> str | None:
+    """The id of the CSV's last complete row, read from the file's end."""
+    try:
+        with open(path, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            file.seek(max(size - tail_bytes, 0))
+            lines = file.read().split(b"\n")
+    except OSError:
+        return None
+    complete = [line for line in lines[:-1] if line]  # the last piece is unfinished or empty
+    if not complete or complete[-1].startswith(b"id,"):
+        return None
+    try:
+        event_id = complete[-1].split(b",", 1)[0].decode()
+        id_time_ms(event_id)
+    except ValueError:
+        return None
+    return event_id
+
+
+def _iso(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds")

@@ -1,0 +1,72 @@
+"""`nnmon status` for people: aligned columns, like `kafka-consumer-groups
+--describe`. Pure: a `Status` in, text out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from processors.status import Status
+
+_NONE = "-"
+
+
+def render(status: Status, stale_s: float | None = None) -> str:
+    streams = _table(
+        ("STREAM", "FIRST", "LAST", "MESSAGES", "SIZE", "RETENTION"),
+        [(s.name, s.first, s.last, s.messages, _bytes(s.bytes_on_disk, s.segments), _retention(s.retention))
+         if s.exists else (s.name, "(does not exist)", "", "", "", "") for s in status.streams],
+    )
+    consumers = _table(
+        ("CONSUMER", "STREAM", "STORED", "LAST", "LAG", "BEHIND", ""),
+        [(c.processor, c.stream, c.stored, c.last, c.lag, _seconds(c.behind_s),
+          "STALE" if stale_s is not None and c.stale(stale_s) else "") for c in status.consumers],
+    )
+    joins = _table(
+        ("JOIN", "JOINED", "PENDING", "EXPIRED", "CHECKPOINT"),
+        [(j.processor, j.joined, j.pending, j.expired, j.checkpoint_at) for j in status.joins],
+    ) if status.joins else "JOIN: no checkpoint yet"
+    csv = status.csv
+    csv_line = (f"CSV {csv.path}: {csv.rows} rows, last row {csv.last_row_at or _NONE}, "
+                f"written {csv.modified_at or _NONE}")
+    notes = [f"note: {note}" for note in status.notes]
+    return "\n\n".join([streams, consumers, joins, "\n".join([csv_line, *notes])]) + "\n"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [list(headers)] + [[_NONE if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells)
+
+
+def _bytes(size: int | None, segments: int | None) -> str:
+    if size is None:
+        return _NONE if segments is None else f"{segments} segments"
+    if size < 1000:
+        return f"{size} B"
+    value = size / 1000
+    for unit in ("kB", "MB"):
+        if value < 1000:
+            return f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
+_RETENTION_LABELS = {"x-max-age": "age", "x-max-length-bytes": "bytes",
+                     "x-stream-max-segment-size-bytes": "segment"}
+
+
+def _retention(arguments: dict[str, Any] | None) -> str:
+    if arguments is None:
+        return _NONE
+    shown = []
+    for key, value in sorted(arguments.items()):
+        label = _RETENTION_LABELS.get(key, key.removeprefix("x-"))
+        if label in ("bytes", "segment") and isinstance(value, int):
+            value = _bytes(value, None)
+        shown.append(f"{label} {value}")
+    return ", ".join(shown) or "none"
+
+
+def _seconds(value: float | None) -> str:
+    return _NONE if value is None else f"{value:.1f}s"
