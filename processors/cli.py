@@ -13,7 +13,7 @@ import functools
 import inspect
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -48,9 +48,13 @@ def _option(default: Any, flag: str, env: str, help: str, **extra: Any) -> inspe
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
 
+def _broker_port(flag: str) -> inspect.Parameter:
+    return _option(5552, flag, "NNMON_PORT", "RabbitMQ stream port.", min=1, max=65535)
+
+
 COMMON_OPTIONS = (
     _option("127.0.0.1", "--host", "NNMON_HOST", "RabbitMQ host."),
-    _option(5552, "--port", "NNMON_PORT", "RabbitMQ stream port.", min=1, max=65535),
+    _broker_port("--port"),
     _option("guest", "--user", "NNMON_USER", "RabbitMQ user."),
     _option("guest", "--password", "NNMON_PASSWORD", "RabbitMQ password.", show_default=False),
     _option(NO_FILE, "--password-file", "NNMON_PASSWORD_FILE",
@@ -86,9 +90,9 @@ def pipeline_command(*extra: inspect.Parameter) -> Callable[[Callable[..., Any]]
     and exits with its status."""
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
-        added = COMMON_OPTIONS + extra
-        added_names = {p.name for p in added}
         parameters = inspect.signature(command).parameters
+        added = _without_clash(COMMON_OPTIONS, parameters) + extra
+        added_names = {p.name for p in added}
         passed_on = [p.name for p in extra if p.name in parameters]
         supplied = {"config", "limits", *passed_on}  # made by the wrapper from the options
         own = [p for p in parameters.values() if p.name not in supplied]
@@ -96,6 +100,8 @@ def pipeline_command(*extra: inspect.Parameter) -> Callable[[Callable[..., Any]]
         @functools.wraps(command)
         def wrapper(**values: Any) -> None:
             common = {name: values.pop(name) for name in list(values) if name in added_names}
+            if "broker_port" in common:
+                common["port"] = common.pop("broker_port")
             setup_logging(common["debug"], common["log_format"])
             try:
                 password = _password(common["password"], common["password_file"])
@@ -127,6 +133,16 @@ def pipeline_command(*extra: inspect.Parameter) -> Callable[[Callable[..., Any]]
         return wrapper
 
     return decorate
+
+
+def _without_clash(
+    options: tuple[inspect.Parameter, ...], own: Mapping[str, inspect.Parameter]
+) -> tuple[inspect.Parameter, ...]:
+    """The common options, with the broker's --port renamed --broker-port for a
+    command that has a --port of its own (the dashboard's web port)."""
+    if "port" not in own:
+        return options
+    return tuple(_broker_port("--broker-port") if option.name == "port" else option for option in options)
 
 
 def _password(password: str, password_file: Path) -> str:
@@ -279,19 +295,19 @@ MANAGEMENT_URL = _option("", "--management-url", "NNMON_MANAGEMENT_URL",
                          "RabbitMQ's management API, for retention and message counts "
                          "(default: http://<--host>:15672).", show_default=False)
 
+BROKER_DATA_DIR = _option(Path("/var/lib/rabbitmq/mnesia"), "--broker-data-dir", "NNMON_BROKER_DATA_DIR",
+                          "The broker's data directory, when it is on this machine: sizes on disk.")
+
 
 @app.command()
-@pipeline_command(MANAGEMENT_URL)
+@pipeline_command(MANAGEMENT_URL, BROKER_DATA_DIR)
 def status(
     config: PipelineConfig,
     management_url: str,
+    broker_data_dir: Path,
     json: Annotated[bool, typer.Option("--json", help="One JSON object, for scripts.")] = False,
     stale: Annotated[float | None, typer.Option(
         min=0, help="Exit 1 if a consumer has had messages waiting longer than this many seconds.")] = None,
-    broker_data_dir: Annotated[Path, typer.Option(
-        envvar="NNMON_BROKER_DATA_DIR",
-        help="The broker's data directory, when it is on this machine: sizes on disk.")]
-    = Path("/var/lib/rabbitmq/mnesia"),
 ) -> int:
     """Show the streams, each consumer's offset and lag, the join and the CSV."""
     import json as json_module
@@ -314,6 +330,25 @@ def status(
 
 
 @app.command()
+@pipeline_command(MANAGEMENT_URL, BROKER_DATA_DIR)
+def dashboard(
+    config: PipelineConfig,
+    management_url: str,
+    broker_data_dir: Path,
+    port: Annotated[int, typer.Option(envvar="NNMON_DASHBOARD_PORT", min=1, max=65535,
+                                      help="Port of the web page.")] = 8050,
+    bind: Annotated[str, typer.Option(envvar="NNMON_DASHBOARD_BIND",
+                                      help="Address to serve on; localhost only by default.")] = "127.0.0.1",
+) -> None:
+    """Serve a live web page (and /metrics for Prometheus) until Ctrl-C."""
+    from processors.dashboard import run_dashboard
+    from streams.management import default_url
+
+    url = management_url or default_url(config.broker)
+    run_until_stopped(lambda stop: run_dashboard(config, stop, bind, port, url, broker_data_dir))
+
+
+@app.command()
 @pipeline_command()
 def up(
     config: PipelineConfig,
@@ -324,14 +359,17 @@ def up(
     every: Annotated[float, typer.Option(min=0.1, help="Seconds between PNG redraws.")] = 10.0,
     timeout: Annotated[float | None, typer.Option(
         min=0, help="Exit 1 if --count is not reached within this many seconds.")] = None,
+    dashboard: Annotated[bool, typer.Option(help="Also serve the dashboard (nnmon dashboard).")] = False,
+    dashboard_port: Annotated[int, typer.Option(min=1, max=65535, help="The dashboard's port.")] = 8050,
 ) -> int:
-    """Run all four processors together until Ctrl-C (or --count)."""
+    """Run all four processors (and the dashboard) together until Ctrl-C (or --count)."""
     from processors.up import UpOptions, run_up
 
     status: list[int] = []
 
     async def main(stop: asyncio.Event) -> None:
-        status.append(await run_up(config, stop, UpOptions(interval, count, seed, every, timeout)))
+        status.append(await run_up(config, stop, UpOptions(
+            interval, count, seed, every, timeout, dashboard_port if dashboard else None)))
 
     run_until_stopped(main)
     return status[0]

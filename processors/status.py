@@ -9,7 +9,6 @@ dashboard serves it.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -44,6 +43,11 @@ class StreamStatus:
     bytes_on_disk: int | None = None  # when the broker's data directory is readable here
     segments: int | None = None  # RabbitMQ 4's management API
     retention: dict[str, Any] | None = None
+
+    @property
+    def held(self) -> int:
+        """Messages between first and last (retention may have removed older ones)."""
+        return 0 if self.first is None or self.last is None else self.last - self.first + 1
 
 
 @dataclass(frozen=True)
@@ -105,14 +109,15 @@ async def collect(config: PipelineConfig, management_url: str, data_dir: Path | 
         queues = {}
         notes.append(f"{error}: no retention or message counts")
     now = time.time()
+    # One probe at a time: rstream keeps one subscription per stream and
+    # connection, and concurrent probes of a stream were seen to cross.
     async with open_consumer(config.broker, config.connection_name("status")) as consumer:
-        streams = list(await asyncio.gather(*(
-            _stream(consumer, stream, queues.get(stream), data_dir, config.broker.vhost)
-            for stream in stream_names)))
+        streams = [await _stream(consumer, stream, queues.get(stream), data_dir, config.broker.vhost)
+                   for stream in stream_names]
         ends = {s.name: s for s in streams}
-        consumers = list(await asyncio.gather(*(
-            _consumer(consumer, processor, ends[getattr(names, stream)], names.consumer(processor), now)
-            for processor, stream in CONSUMERS)))
+        consumers = [
+            await _consumer(consumer, processor, ends[getattr(names, stream)], names.consumer(processor), now)
+            for processor, stream in CONSUMERS]
     if data_dir is not None and all(s.bytes_on_disk is None for s in streams if s.exists):
         notes.append(f"sizes on disk unknown: {data_dir} is not this broker's readable data directory")
     joins = [j for j in (_join(config, processor) for processor in JOINED) if j is not None]

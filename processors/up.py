@@ -22,7 +22,6 @@ from processors.drawing import ROWS_KEY
 
 log = logging.getLogger("nnmon.up")
 
-PROCESSORS = ("features", "model", "metric", "plot")
 
 
 def environment(config: PipelineConfig) -> dict[str, str]:
@@ -63,6 +62,7 @@ class UpOptions:
     seed: int
     every: float
     timeout: float | None
+    dashboard_port: int | None = None  # also serve the dashboard on this port
 
 
 async def run_up(config: PipelineConfig, stop: asyncio.Event, options: UpOptions) -> int:
@@ -77,11 +77,13 @@ async def run_up(config: PipelineConfig, stop: asyncio.Event, options: UpOptions
         "metric": [],
         "plot": ["--every", str(options.every)],
     }
+    if options.dashboard_port is not None:
+        arguments["dashboard"] = ["--port", str(options.dashboard_port)]
     children = {
         name: await asyncio.create_subprocess_exec(
             sys.executable, "-m", "processors", name, *arguments[name], env=env
         )
-        for name in PROCESSORS
+        for name in arguments
     }
     log.info("started %s", ", ".join(f"{n} (pid {c.pid})" for n, c in children.items()))
     started = time.monotonic()

@@ -1,0 +1,79 @@
+"""Summary figures of the metric log's absolute errors, kept up to date as
+rows arrive: totals for MAE and RMSE, a histogram, and the recent rows with
+rolling MAE and RMSE. Pure: rows in, numbers out."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from processors.csv_tail import Row
+from processors.histogram import ErrorHistogram
+from streams.ids import id_time_ms
+
+
+@dataclass
+class ErrorStats:
+    window: int = 100  # rows in the rolling MAE and RMSE
+    recent_size: int = 500  # rows drawn over time
+    count: int = 0
+    total: float = 0.0
+    total_squares: float = 0.0
+    histogram: ErrorHistogram = field(default_factory=ErrorHistogram)
+    # (event time in ms, error): the recent rows, plus the window before the
+    # oldest of them so its rolling figures are whole.
+    _recent: deque[tuple[int, float]] = field(default_factory=deque)
+
+    def add(self, rows: Iterable[Row]) -> None:
+        errors = []
+        for row in rows:
+            error = row.absolute_error
+            errors.append(error)
+            self.total += error
+            self.total_squares += error * error
+            self._recent.append((id_time_ms(row.id), error))
+        self.count += len(errors)
+        self.histogram.add(errors)
+        while len(self._recent) > self.recent_size + self.window - 1:
+            self._recent.popleft()
+
+    @property
+    def mae(self) -> float | None:
+        return self.total / self.count if self.count else None
+
+    @property
+    def rmse(self) -> float | None:
+        return math.sqrt(self.total_squares / self.count) if self.count else None
+
+    @property
+    def last_row_ms(self) -> int | None:
+        return self._recent[-1][0] if self._recent else None
+
+    def recent(self) -> list[dict[str, float]]:
+        """The recent rows, oldest first: t (ms), error, and the MAE and RMSE
+        of the `window` rows up to and including each."""
+        points = list(self._recent)
+        sums, squares = [0.0], [0.0]
+        for _, error in points:
+            sums.append(sums[-1] + error)
+            squares.append(squares[-1] + error * error)
+        shown = []
+        for i in range(max(len(points) - self.recent_size, 0), len(points)):
+            start = max(i + 1 - self.window, 0)
+            n = i + 1 - start
+            shown.append({
+                "t": points[i][0],
+                "error": points[i][1],
+                "mae": (sums[i + 1] - sums[start]) / n,
+                # max(): prefix-sum differences can dip a hair below zero
+                "rmse": math.sqrt(max(squares[i + 1] - squares[start], 0.0) / n),
+            })
+        return shown
+
+    def histogram_bins(self) -> dict[str, Any]:
+        width = self.histogram.width
+        return {"width": width,
+                "bins": [{"low": low, "high": low + width, "count": n} for low, n in self.histogram.bins()]}

@@ -1,0 +1,85 @@
+"""The dashboard's figures in Prometheus' exposition format, written by the
+official client library from the dashboard's latest refresh (a custom
+collector: the figures are read, not counted here)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from processors.dashboard import Dashboard
+
+
+class PipelineCollector(Collector):
+    def __init__(self, dashboard: Dashboard) -> None:
+        self.dashboard = dashboard
+
+    def collect(self) -> Iterator[Metric]:
+        dashboard = self.dashboard
+        stats, status = dashboard.stats, dashboard.status
+        yield GaugeMetricFamily("nnmon_broker_up", "1 when the last look at the broker succeeded.",
+                                value=int(status is not None and dashboard.broker_error is None))
+        yield GaugeMetricFamily("nnmon_csv_rows", "Rows in the metric log.", value=stats.count)
+        yield SummaryMetricFamily("nnmon_absolute_error", "Absolute errors of the rows in the metric log.",
+                                  count_value=stats.count, sum_value=stats.total)
+        if status is None:
+            return
+        names = dashboard.config.names
+        processed = CounterMetricFamily(
+            "nnmon_events_processed", "Events each processor has processed: published (features), "
+            "predicted and stored (model), joined (metric, plot).", labels=["processor"])
+        ends = {s.name: s for s in status.streams}
+        features = ends[names.features]
+        if features.last is not None:
+            processed.add_metric(["features"], features.last + 1)
+        for consumer in status.consumers:
+            if consumer.processor == "model" and consumer.stored is not None:
+                processed.add_metric(["model"], consumer.stored + 1)
+        for join in status.joins:
+            processed.add_metric([join.processor], join.joined)
+        yield processed
+        yield GaugeMetricFamily("nnmon_rejected_messages", "Messages in the rejected stream.",
+                                value=ends[names.rejected].held)
+        expired = CounterMetricFamily("nnmon_join_expired", "Events expired unmatched.", labels=["processor"])
+        pending = GaugeMetricFamily("nnmon_join_pending", "Events waiting for their other half.",
+                                    labels=["processor"])
+        for join in status.joins:
+            expired.add_metric([join.processor], join.expired)
+            pending.add_metric([join.processor], join.pending)
+        yield expired
+        yield pending
+        lag = GaugeMetricFamily("nnmon_consumer_lag", "Messages after the consumer's stored offset.",
+                                labels=["processor", "stream"])
+        behind = GaugeMetricFamily("nnmon_consumer_behind_seconds",
+                                   "Age of the consumer's oldest unprocessed message.",
+                                   labels=["processor", "stream"])
+        for consumer in status.consumers:
+            if consumer.lag is not None:
+                lag.add_metric([consumer.processor, consumer.stream], consumer.lag)
+            if consumer.behind_s is not None:
+                behind.add_metric([consumer.processor, consumer.stream], consumer.behind_s)
+        yield lag
+        yield behind
+        last = GaugeMetricFamily("nnmon_stream_last_offset", "Offset of the stream's last message.",
+                                 labels=["stream"])
+        for stream in status.streams:
+            if stream.last is not None:
+                last.add_metric([stream.name], stream.last)
+        yield last
+
+
+def metrics_response(dashboard: Dashboard) -> tuple[bytes, str]:
+    """The body and content type of /metrics."""
+    registry = CollectorRegistry()
+    registry.register(PipelineCollector(dashboard))
+    return generate_latest(registry), CONTENT_TYPE_LATEST
