@@ -30,6 +30,7 @@ from processors.config import PipelineConfig
 from processors.csv_tail import CsvTail
 from processors.error_stats import ErrorStats
 from processors.prometheus import metrics_response
+from processors.runtime import UsageError
 from processors.status import Status, collect
 from streams.connection import BrokerError, explain
 
@@ -148,6 +149,8 @@ async def run_dashboard(
 ) -> None:
     dashboard = Dashboard(config, management_url, data_dir)
     await dashboard.refresh()
+    if dashboard.status is None:  # never reached the broker: a wrong option, say so and exit
+        raise UsageError(dashboard.broker_error or "the broker did not answer")
     runner = web.AppRunner(make_app(dashboard), access_log=None)
     await runner.setup()
     try:

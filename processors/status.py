@@ -31,6 +31,9 @@ from streams.subscription import last_position, position_at, stored_offset
 CONSUMERS = (("model", "features"), ("metric", "y_true"), ("metric", "y_pred"),
              ("plot", "y_true"), ("plot", "y_pred"))
 JOINED = ("metric", "plot")
+# How long a probe waits for a chunk: the broker answers a stream that has
+# data within milliseconds, so this is mostly the time an empty stream costs.
+PROBE_WAIT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -129,12 +132,13 @@ async def _stream(
 ) -> StreamStatus:
     if not await consumer.stream_exists(stream):
         return StreamStatus(stream, exists=False)
+    # Always probed: the management API's message count lags by seconds.
     first = last = None
-    if queue is None or queue.messages != 0:  # probing an empty stream waits for nothing
-        first_position = await position_at(consumer, stream, ConsumerOffsetSpecification(OffsetType.FIRST))
-        if first_position is not None:
-            end = await last_position(consumer, stream)
-            first, last = first_position.offset, None if end is None else end.offset
+    first_position = await position_at(consumer, stream, ConsumerOffsetSpecification(OffsetType.FIRST),
+                                       wait_s=PROBE_WAIT_S)
+    if first_position is not None:
+        end = await last_position(consumer, stream, wait_s=PROBE_WAIT_S)
+        first, last = first_position.offset, None if end is None else end.offset
     return StreamStatus(
         stream, exists=True, first=first, last=last,
         messages=None if queue is None else queue.messages,
@@ -158,7 +162,7 @@ async def _consumer(
     behind_s: float | None = 0.0
     if lag > 0:
         oldest = await position_at(consumer, stream.name,
-                                   ConsumerOffsetSpecification(OffsetType.OFFSET, next_offset))
+                                   ConsumerOffsetSpecification(OffsetType.OFFSET, next_offset), PROBE_WAIT_S)
         behind_s = None if oldest is None else max(now - oldest.timestamp_ms / 1000, 0.0)
     return ConsumerStatus(processor, stream.name, stored, stream.last, max(lag, 0), behind_s)
 

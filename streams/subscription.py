@@ -95,8 +95,10 @@ class RecordReader:
         await consumer.start()
         # Credit for several chunks keeps data on the way while the
         # processor works on the current batch.
+        # rstream keeps `subscriber_name` to itself; the management UI shows
+        # a subscription's `name` property.
         await consumer.subscribe(stream, on_message, offset_specification=start, initial_credit=10,
-                                 subscriber_name=name)
+                                 subscriber_name=name, properties=None if name is None else {"name": name})
 
     async def next_batch(self, max_records: int = 1_000, timeout: float | None = None) -> list[Record]:
         """Wait for at least one record (or `timeout` seconds: then empty),
