@@ -27,6 +27,7 @@ import rstream.exceptions
 from aiohttp import web
 
 from processors.config import PipelineConfig
+from processors.counts import read_counts
 from processors.csv_tail import CsvTail
 from processors.error_stats import ErrorStats
 from processors.prometheus import metrics_response
@@ -39,6 +40,7 @@ log = logging.getLogger("nnmon.dashboard")
 REFRESH_S = 2.0  # the page polls this often; the CSV is read as often
 STATUS_EVERY_S = 4.0  # the broker is asked this often
 RATE_WINDOW_S = 10.0  # events per second: rows added over this many seconds
+PROCESSORS = ("features", "model", "metric", "plot")
 
 
 @dataclass
@@ -51,6 +53,7 @@ class Dashboard:
     stats: ErrorStats = field(default_factory=ErrorStats)
     status: Status | None = None
     broker_error: str | None = None
+    counts: dict[str, dict[str, Any]] = field(default_factory=dict)  # processor -> its CountsFile
     _status_at: float = -STATUS_EVERY_S
     _row_counts: deque[tuple[float, int]] = field(default_factory=deque)
 
@@ -69,6 +72,7 @@ class Dashboard:
             self._row_counts.popleft()
         if now - self._status_at >= STATUS_EVERY_S:
             self._status_at = now
+            self.counts = {p: c for p in PROCESSORS if (c := read_counts(self.config.logs_dir, p))}
             await self._refresh_status()
 
     async def _refresh_status(self) -> None:
@@ -80,7 +84,7 @@ class Dashboard:
         except (BrokerError, OSError, TimeoutError, rstream.ServerError,
                 rstream.exceptions.ClientError) as error:
             message = explain(error, self.config.broker)
-            if message != self.broker_error:
+            if message != self.broker_error and self.status is not None:  # at start, run_dashboard says it
                 log.warning("%s", message)
             self.broker_error = message
 

@@ -20,6 +20,7 @@ from typing import Any
 from rstream import RawMessage
 
 from processors.config import PipelineConfig
+from processors.counts import CountsFile
 from processors.dataset import Dataset, diabetes, row_order
 from processors.rates import RateLog
 from processors.runtime import keep_running, sleep_unless_stopped
@@ -66,6 +67,7 @@ class _Position:
     ids: IdGenerator
     publisher_name: str
     rate: RateLog
+    counts: CountsFile
     sent: int = 0  # events the broker confirmed
     made: int = 0  # events made: confirmed, or in `unconfirmed`
     next_publishing_id: int = 1
@@ -80,8 +82,10 @@ async def run_features(
     # Unique per process: several features may publish at once, and the
     # broker deduplicates per publisher name.
     name = f"{config.names.consumer('features')}-{ids.next_id()}"
-    progress = _Position(cycled_rows(len(diabetes().target), seed), ids, name, RateLog(log, "published"))
+    progress = _Position(cycled_rows(len(diabetes().target), seed), ids, name, RateLog(log, "published"),
+                         CountsFile(config.logs_dir, "features"))
     await keep_running(lambda watch: _publish(config, stop, interval, count, progress, watch), stop, log)
+    progress.counts.update({"processed": progress.sent}, force=True)
     log.info("stopped after publishing %d events", progress.sent)
     return progress.sent
 
@@ -139,6 +143,7 @@ async def _publish(
             confirmed = len(progress.unconfirmed.popleft()[0])
             progress.sent += confirmed
             progress.rate.add(confirmed)
+            progress.counts.update({"processed": progress.sent})
 
         try:
             while not stop.is_set() and (count is None or progress.made < count):

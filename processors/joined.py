@@ -24,6 +24,7 @@ import rstream
 
 from processors import checkpoint
 from processors.config import PipelineConfig
+from processors.counts import CountsFile
 from processors.intake import Intake
 from processors.join import Half, IdJoin, Pair, Side
 from processors.rates import RateLog
@@ -87,6 +88,7 @@ async def run_joined(
     intake = Intake(log, processor)
     name = names.consumer(processor)
     rate = RateLog(log, "joined")
+    counts = CountsFile(config.logs_dir, processor)
 
     async def attempt(watch: Watch) -> None:
         intake.forget_rejects()  # anything not yet reported will be read again
@@ -125,6 +127,10 @@ async def run_joined(
                         if offset is not None:
                             await consumer.store_offset(stream, name, offset)
 
+                def totals() -> dict[str, int]:
+                    return {"processed": rate.total, "rejected": intake.rejected,
+                            "expired": join.counts.expired}
+
                 last_checkpoint = time.monotonic()
                 unsaved = False
                 while not stop.is_set():
@@ -147,6 +153,7 @@ async def run_joined(
                                     join.counts.expired, expired[0].side.value, expired[0].id)
                     rate.maybe_log(lambda: f"{join.pending_count()} pending, {join.counts.expired} expired, "
                                            f"{intake.rejected} rejected")
+                    counts.update(totals())
                     if after_batch is not None:
                         await after_batch(not records)
                     if unsaved and time.monotonic() - last_checkpoint >= checkpoint_every_s:
@@ -154,6 +161,7 @@ async def run_joined(
                         last_checkpoint = time.monotonic()
                         unsaved = False
                 await save_checkpoint()
+                counts.update(totals(), force=True)
                 log.info("stopped: %d joined, %d pending, %d expired, %d rejected", join.counts.joined,
                          join.pending_count(), join.counts.expired, intake.rejected)
         finally:

@@ -25,6 +25,7 @@ import rstream
 from rstream import RawMessage
 
 from processors.config import PipelineConfig
+from processors.counts import CountsFile
 from processors.dataset import diabetes
 from processors.intake import Intake
 from processors.rates import RateLog
@@ -98,13 +99,16 @@ def load_predictor(path: Path) -> Predictor:
 async def run_model(config: PipelineConfig, stop: asyncio.Event, predictor: Predictor) -> None:
     intake = Intake(log, "model")
     predicted = RateLog(log, "predicted")
-    await keep_running(lambda watch: _predict(config, stop, predictor, intake, predicted, watch), stop, log)
+    counts = CountsFile(config.logs_dir, "model")
+    await keep_running(lambda watch: _predict(config, stop, predictor, intake, predicted, counts, watch),
+                       stop, log)
+    counts.update({"processed": predicted.total, "rejected": intake.rejected}, force=True)
     log.info("stopped after %d predictions (%d rejected)", predicted.total, intake.rejected)
 
 
 async def _predict(
     config: PipelineConfig, stop: asyncio.Event, predictor: Predictor, intake: Intake,
-    predicted: RateLog, watch: Watch,
+    predicted: RateLog, counts: CountsFile, watch: Watch,
 ) -> None:
     names = config.names
     name = names.consumer("model")
@@ -155,6 +159,7 @@ async def _predict(
                 in_flight.append((asyncio.gather(*confirms), records[-1].offset))
                 predicted.add(len(messages))
                 predicted.maybe_log(lambda: f"{intake.rejected} rejected")
+                counts.update({"processed": predicted.total, "rejected": intake.rejected})
             while in_flight:
                 await settle_oldest()
         finally:

@@ -32,25 +32,24 @@ class PipelineCollector(Collector):
         yield GaugeMetricFamily("nnmon_csv_rows", "Rows in the metric log.", value=stats.count)
         yield SummaryMetricFamily("nnmon_absolute_error", "Absolute errors of the rows in the metric log.",
                                   count_value=stats.count, sum_value=stats.total)
+        processed = CounterMetricFamily(
+            "nnmon_events_processed", "Events each processor handled since it started: published "
+            "(features), predicted (model), joined (metric, plot).", labels=["processor"])
+        rejects = CounterMetricFamily("nnmon_rejected", "Messages each processor rejected since it started.",
+                                      labels=["processor"])
+        for processor, counts in dashboard.counts.items():
+            processed.add_metric([processor], counts.get("processed", 0))
+            if "rejected" in counts:
+                rejects.add_metric([processor], counts["rejected"])
+        yield processed
+        yield rejects
         if status is None:
             return
-        names = dashboard.config.names
-        processed = CounterMetricFamily(
-            "nnmon_events_processed", "Events each processor has processed: published (features), "
-            "predicted and stored (model), joined (metric, plot).", labels=["processor"])
-        ends = {s.name: s for s in status.streams}
-        features = ends[names.features]
-        if features.last is not None:
-            processed.add_metric(["features"], features.last + 1)
-        for consumer in status.consumers:
-            if consumer.processor == "model" and consumer.stored is not None:
-                processed.add_metric(["model"], consumer.stored + 1)
-        for join in status.joins:
-            processed.add_metric([join.processor], join.joined)
-        yield processed
+        rejected = next(s for s in status.streams if s.name == dashboard.config.names.rejected)
         yield GaugeMetricFamily("nnmon_rejected_messages", "Messages in the rejected stream.",
-                                value=ends[names.rejected].held)
-        expired = CounterMetricFamily("nnmon_join_expired", "Events expired unmatched.", labels=["processor"])
+                                value=rejected.held)
+        expired = CounterMetricFamily("nnmon_join_expired", "Events expired unmatched (from the checkpoint).",
+                                      labels=["processor"])
         pending = GaugeMetricFamily("nnmon_join_pending", "Events waiting for their other half.",
                                     labels=["processor"])
         for join in status.joins:
@@ -58,7 +57,7 @@ class PipelineCollector(Collector):
             pending.add_metric([join.processor], join.pending)
         yield expired
         yield pending
-        lag = GaugeMetricFamily("nnmon_consumer_lag", "Messages after the consumer's stored offset.",
+        lag = GaugeMetricFamily("nnmon_consumer_lag", "Offsets after the consumer's stored offset.",
                                 labels=["processor", "stream"])
         behind = GaugeMetricFamily("nnmon_consumer_behind_seconds",
                                    "Age of the consumer's oldest unprocessed message.",

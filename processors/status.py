@@ -49,7 +49,8 @@ class StreamStatus:
 
     @property
     def held(self) -> int:
-        """Messages between first and last (retention may have removed older ones)."""
+        """Offsets from first to last: the count of messages held, for a stream
+        nobody stores offsets in (offset tracking entries take offsets too)."""
         return 0 if self.first is None or self.last is None else self.last - self.first + 1
 
 
@@ -114,13 +115,21 @@ async def collect(config: PipelineConfig, management_url: str, data_dir: Path | 
     now = time.time()
     # One probe at a time: rstream keeps one subscription per stream and
     # connection, and concurrent probes of a stream were seen to cross.
+    # Stored offsets first, the streams' ends after: read the other way
+    # round, a busy consumer could seem to be past the end.
     async with open_consumer(config.broker, config.connection_name("status")) as consumer:
+        exists = {stream: await consumer.stream_exists(stream) for stream in stream_names}
+        stored = {}
+        for processor, stream in CONSUMERS:
+            name = getattr(names, stream)
+            stored[processor, stream] = (
+                await stored_offset(consumer, name, names.consumer(processor)) if exists[name] else None)
         streams = [await _stream(consumer, stream, queues.get(stream), data_dir, config.broker.vhost)
-                   for stream in stream_names]
+                   if exists[stream] else StreamStatus(stream, exists=False) for stream in stream_names]
         ends = {s.name: s for s in streams}
-        consumers = [
-            await _consumer(consumer, processor, ends[getattr(names, stream)], names.consumer(processor), now)
-            for processor, stream in CONSUMERS]
+        consumers = [await _consumer(consumer, processor, ends[getattr(names, stream)],
+                                     stored[processor, stream], now)
+                     for processor, stream in CONSUMERS]
     if data_dir is not None and all(s.bytes_on_disk is None for s in streams if s.exists):
         notes.append(f"sizes on disk unknown: {data_dir} is not this broker's readable data directory")
     joins = [j for j in (_join(config, processor) for processor in JOINED) if j is not None]
@@ -130,8 +139,6 @@ async def collect(config: PipelineConfig, management_url: str, data_dir: Path | 
 async def _stream(
     consumer: rstream.Consumer, stream: str, queue: QueueInfo | None, data_dir: Path | None, vhost: str
 ) -> StreamStatus:
-    if not await consumer.stream_exists(stream):
-        return StreamStatus(stream, exists=False)
     # Always probed: the management API's message count lags by seconds.
     first = last = None
     first_position = await position_at(consumer, stream, ConsumerOffsetSpecification(OffsetType.FIRST),
@@ -149,11 +156,10 @@ async def _stream(
 
 
 async def _consumer(
-    consumer: rstream.Consumer, processor: str, stream: StreamStatus, name: str, now: float
+    consumer: rstream.Consumer, processor: str, stream: StreamStatus, stored: int | None, now: float
 ) -> ConsumerStatus:
     if not stream.exists:
         return ConsumerStatus(processor, stream.name, None, None, None, None)
-    stored = await stored_offset(consumer, stream.name, name)
     if stream.last is None:  # empty: nothing to be behind on
         return ConsumerStatus(processor, stream.name, stored, None, 0, 0.0)
     first = stream.first or 0

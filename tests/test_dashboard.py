@@ -1,0 +1,130 @@
+"""`nnmon dashboard` against a real pipeline: the JSON, /metrics, and the page
+in a real headless Chromium, all checked against the CSV."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from processors.config import PipelineConfig
+from tests.browser import chromium
+from tests.streamtools import NNMON, nnmon_env, run_nnmon, wait_until
+from tests.test_cli import free_port
+
+
+def get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return bytes(response.read())
+
+
+def answers(url: str) -> bool:
+    try:
+        get(url)
+        return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def serving(command: list[str], config: PipelineConfig, port: int) -> Iterator[str]:
+    """Run `command` (which serves the dashboard on `port`) until the block ends."""
+    process = subprocess.Popen(command, env=nnmon_env(config), stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        asyncio.run(wait_until(lambda: answers(base + "/api/summary") or process.poll() is not None,
+                               60, "the dashboard"))
+        assert process.poll() is None, process.communicate()[1]
+        yield base
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_summary_metrics_and_page_match_the_csv(config: PipelineConfig, tmp_path: Path) -> None:
+    assert run_nnmon(config, "up", "--count", "60", "--interval", "0", "--every", "0.5").returncode == 0
+    errors = pd.read_csv(config.csv_path)["absolute_error"]
+    mae, rmse = errors.mean(), math.sqrt((errors**2).mean())
+    port = free_port()
+    with serving([NNMON, "dashboard", "--port", str(port)], config, port) as base:
+        summary = json.loads(get(base + "/api/summary"))
+        assert summary["rows"] == 60
+        assert summary["mae"] == pytest.approx(mae, rel=1e-12)
+        assert summary["rmse"] == pytest.approx(rmse, rel=1e-12)
+        assert summary["rolling"]["mae"] == pytest.approx(errors.tail(100).mean(), rel=1e-12)
+        assert [p["error"] for p in summary["recent"]] == errors.tolist()
+        assert sum(b["count"] for b in summary["histogram"]["bins"]) == 60
+        assert summary["broker"] == {"reachable": True, "error": None}
+        assert (summary["pending"], summary["expired"], summary["rejected"]) == (0, 0, 0)
+        assert len(summary["lag"]) == 5 and all(entry["lag"] == 0 for entry in summary["lag"])
+
+        metrics = samples(get(base + "/metrics").decode())
+        assert metrics[("nnmon_csv_rows", ())] == 60
+        assert metrics[("nnmon_absolute_error_count", ())] == 60
+        assert metrics[("nnmon_absolute_error_sum", ())] == pytest.approx(errors.sum(), rel=1e-12)
+        for processor in ("features", "model", "metric", "plot"):
+            assert metrics[("nnmon_events_processed_total", (("processor", processor),))] == 60
+        assert metrics[("nnmon_join_expired_total", (("processor", "metric"),))] == 0
+        lag = {labels: v for (name, labels), v in metrics.items() if name == "nnmon_consumer_lag"}
+        assert len(lag) == 5 and set(lag.values()) == {0}
+
+        with chromium() as browser:
+            browser.get(base + "/")
+            body = browser.find_element(By.TAG_NAME, "body")
+            WebDriverWait(browser, 30).until(lambda _: body.get_attribute("data-loaded") == "true")
+
+            def shown(element_id: str) -> tuple[str, str]:
+                element = browser.find_element(By.ID, element_id)
+                return element.text, element.get_attribute("data-value") or ""
+
+            assert shown("rows") == ("60", "60")
+            assert shown("mae")[0] == f"{mae:.3f}" and float(shown("mae")[1]) == pytest.approx(mae, rel=1e-12)
+            assert shown("rmse")[0] == f"{rmse:.3f}"
+            assert shown("expired") == ("0", "0")
+            bars = browser.find_elements(By.CSS_SELECTOR, "#histogram .bar")
+            assert len(bars) == len(summary["histogram"]["bins"])
+            assert len(browser.find_elements(By.CSS_SELECTOR, "#lag .lag-row")) == 5
+
+            # The page follows the log by itself: 20 more events show up.
+            more = run_nnmon(config, "up", "--count", "20", "--interval", "0", "--every", "0.5")
+            assert more.returncode == 0
+            WebDriverWait(browser, 30).until(lambda _: body.get_attribute("data-rows") == "80")
+            errors = pd.read_csv(config.csv_path)["absolute_error"]
+            assert len(errors) == 80 and shown("mae")[0] == f"{errors.mean():.3f}"
+
+            screenshots = Path(os.environ.get("NNMON_SCREENSHOTS", tmp_path))
+            screenshots.mkdir(parents=True, exist_ok=True)
+            shot = screenshots / "dashboard.png"
+            assert browser.save_screenshot(str(shot))
+            assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def test_up_serves_the_dashboard_while_it_runs(config: PipelineConfig) -> None:
+    port = free_port()
+    command = [NNMON, "up", "--interval", "0.05", "--dashboard", "--dashboard-port", str(port)]
+    with serving(command, config, port) as base:
+        asyncio.run(wait_until(lambda: json.loads(get(base + "/api/summary"))["rows"] > 0, 60, "rows"))
+        assert b"nnmon_csv_rows" in get(base + "/metrics")
+
+
+def test_a_dashboard_that_cannot_reach_the_broker_says_so_and_exits_2(config: PipelineConfig) -> None:
+    result = run_nnmon(config, "dashboard", "--port", str(free_port()), "--broker-port", str(free_port()))
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
