@@ -179,9 +179,11 @@ def stream_bytes(data_dir: Path, vhost: str, stream: str) -> int | None:
 
     RabbitMQ keeps each stream in `<node>/stream/<vhost>_<name>_<timestamp>`,
     with `/` in the vhost written as `_`; no API of 3.10 reports the size."""
-    pattern = f"*/stream/{vhost.replace('/', '_')}_{stream}_*"
+    folder_prefix = f"{vhost.replace('/', '_')}_{stream}_"
     try:
-        folders = sorted(data_dir.glob(pattern), key=lambda p: p.name.rsplit("_", 1)[-1])
+        folders = sorted(
+            (p for p in data_dir.glob(f"*/stream/{folder_prefix}*") if p.name[len(folder_prefix):].isdigit()),
+            key=lambda p: int(p.name[len(folder_prefix):]))
         if not folders:
             return None
         return sum(entry.stat().st_size for entry in folders[-1].iterdir())
