@@ -28,7 +28,7 @@ from processors.cli import app
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
-PROCESSORS = {"features", "model", "metric", "plot"}
+PROCESSORS = {"features", "model", "metric", "plot", "dashboard"}
 BROKER = "rabbitmq"
 TIMEOUT = 60
 

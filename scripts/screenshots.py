@@ -1,0 +1,87 @@
+"""The README's pictures, from a real run: see scripts/screenshots."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from streams.connection import open_consumer  # noqa: E402
+from streams.settings import BrokerSettings, StreamNames  # noqa: E402
+from tests.browser import chromium  # noqa: E402
+
+NNMON = str(Path(sys.executable).with_name("nnmon"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(url: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=5).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"screenshots: {url} did not answer within {timeout_s}s") from None
+            time.sleep(0.2)
+
+
+async def delete_streams(names: StreamNames) -> None:
+    async with open_consumer(BrokerSettings(), "nnmon-screenshots") as consumer:
+        for stream in names.all():
+            await consumer.delete_stream(stream, missing_ok=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=1500)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    options = parser.parse_args()
+    names = StreamNames(f"screenshots-{uuid.uuid4().hex[:8]}-")
+    with tempfile.TemporaryDirectory(prefix="nnmon-screenshots-") as logs:
+        env = {"NNMON_STREAM_PREFIX": names.prefix, "NNMON_LOGS_DIR": logs, "PATH": "/usr/bin:/bin"}
+        try:
+            # Spread over ~10 s, so the chart of errors over time has a time axis.
+            subprocess.run([NNMON, "up", "--count", str(options.events), "--interval", "0.007",
+                            "--every", "1"], env=env, check=True)
+            port = free_port()
+            dashboard = subprocess.Popen([NNMON, "dashboard", "--port", str(port)], env=env)
+            try:
+                base = f"http://127.0.0.1:{port}/"
+                wait_for(base + "api/summary")
+                with chromium(1280, 1000) as browser:
+                    browser.get(base)
+                    body = browser.find_element(By.TAG_NAME, "body")
+                    WebDriverWait(browser, 30).until(lambda _: body.get_attribute("data-loaded") == "true")
+                    options.out.mkdir(parents=True, exist_ok=True)
+                    browser.save_screenshot(str(options.out / "dashboard.png"))
+            finally:
+                dashboard.terminate()
+                dashboard.wait(30)
+            shutil.copyfile(Path(logs) / "error_distribution.png", options.out / "error_distribution.png")
+        finally:
+            asyncio.run(delete_streams(names))
+    print(f"screenshots: wrote {options.out / 'dashboard.png'} and {options.out / 'error_distribution.png'}")
+
+
+if __name__ == "__main__":
+    main()
