@@ -305,12 +305,12 @@ def status(
     config: PipelineConfig,
     management_url: str,
     broker_data_dir: Path,
-    json: Annotated[bool, typer.Option("--json", help="One JSON object, for scripts.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object, for scripts.")] = False,
     stale: Annotated[float | None, typer.Option(
         min=0, help="Exit 1 if a consumer has had messages waiting longer than this many seconds.")] = None,
 ) -> int:
     """Show the streams, each consumer's offset and lag, the join and the CSV."""
-    import json as json_module
+    import json
 
     from processors.status import collect
     from processors.status_table import render
@@ -318,8 +318,8 @@ def status(
 
     url = management_url or default_url(config.broker)
     found = asyncio.run(collect(config, url, broker_data_dir))
-    if json:
-        typer.echo(json_module.dumps(found.to_json(), indent=2))
+    if as_json:
+        typer.echo(json.dumps(found.to_json(), indent=2))
     else:
         typer.echo(render(found, stale), nl=False)
     late = [] if stale is None else found.stale(stale)

@@ -21,10 +21,10 @@ def free_port() -> int:
 
 def test_every_processor_and_up_is_a_command() -> None:
     commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
-    assert {"features", "model", "metric", "plot", "up"} <= set(commands)
+    assert {"features", "model", "metric", "plot", "up", "replay", "status", "dashboard"} <= set(commands)
 
 
-@pytest.mark.parametrize("command", ["features", "model", "metric", "plot", "up"])
+@pytest.mark.parametrize("command", ["features", "model", "metric", "plot", "up", "replay", "status"])
 def test_common_options_are_read_from_the_environment(command: str) -> None:
     params = typer.main.get_command(app).commands[command].params  # type: ignore[attr-defined]
     envvars = {p.name: p.envvar for p in params}
@@ -35,6 +35,14 @@ def test_common_options_are_read_from_the_environment(command: str) -> None:
     assert envvars["vhost"] == "NNMON_VHOST"
     assert envvars["stream_prefix"] == "NNMON_STREAM_PREFIX"
     assert envvars["logs_dir"] == "NNMON_LOGS_DIR"
+    assert envvars["log_format"] == "NNMON_LOG_FORMAT"
+
+
+def test_the_dashboard_port_is_the_page_and_the_broker_port_is_broker_port() -> None:
+    params = typer.main.get_command(app).commands["dashboard"].params  # type: ignore[attr-defined]
+    flags = {p.name: (p.opts, p.envvar) for p in params}
+    assert flags["port"] == (["--port"], "NNMON_DASHBOARD_PORT")
+    assert flags["broker_port"] == (["--broker-port"], "NNMON_PORT")
 
 
 @pytest.mark.parametrize("command", ["features", "model", "metric", "plot"])
