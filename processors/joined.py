@@ -92,8 +92,7 @@ async def run_joined(
 
     async def attempt(watch: Watch) -> None:
         intake.forget_rejects()  # anything not yet reported will be read again
-        if not path.exists():
-            log.info("no checkpoint at %s: building the view from the start of the streams", path)
+        fresh = not path.exists()
         join, offsets, view = _restore(checkpoint.load(path, streams), streams, open_view, limits, log)
         try:
             connection = config.connection_name(processor)
@@ -112,6 +111,8 @@ async def run_joined(
                 for stream in streams:
                     await reader.subscribe(stream, after(offsets[stream]), name)
                 watch.connected = True
+                if fresh:
+                    log.info("no checkpoint at %s: building the view from the start of the streams", path)
                 log.info("joining %s and %s from offsets %s", *streams,
                          {s: "first" if o is None else o + 1 for s, o in offsets.items()})
 
