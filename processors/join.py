@@ -41,6 +41,9 @@ class Pair:
     id: str
     y_true: float
     y_pred: float
+    # How much later the broker stored the prediction than the truth: how
+    # far y_true runs ahead of y_pred (see RecordReader.follow).
+    prediction_lag_ms: int = field(default=0, compare=False)
 
     @property
     def absolute_error(self) -> float:
@@ -95,7 +98,7 @@ class IdJoin:
         if len(self.joined_ids) > self.remember_joined:
             del self.joined_ids[next(iter(self.joined_ids))]
         truth, prediction = (half, partner) if side is Side.TRUTH else (partner, half)
-        return Pair(event_id, truth.value, prediction.value)
+        return Pair(event_id, truth.value, prediction.value, prediction.event_ms - truth.event_ms)
 
     def seen(self, side: Side, event_id: str) -> bool:
         """Whether this side of `event_id` is already waiting or joined lately:

@@ -35,6 +35,11 @@ from streams.publisher import ConfirmedPublisher
 from streams.subscription import Record, RecordReader, after, last_position
 from streams.topology import declare_streams
 
+# How long a y_true may wait, past its chunk time, for y_pred to catch up
+# before it is joined anyway (and waits in memory): longer than a model's lag
+# at full speed (1-2 s), far shorter than the join window.
+TRUTH_HOLD_S = 5.0
+
 
 class ViewLost(Exception):
     """The view's output no longer matches its checkpoint: rebuild it."""
@@ -110,6 +115,9 @@ async def run_joined(
                     join, offsets, view = _restore(None, streams, open_view, limits, log)
                 for stream in streams:
                     await reader.subscribe(stream, after(offsets[stream]), name)
+                # Truth is published a moment before its prediction: let it
+                # wait on the broker, not in the join's memory.
+                reader.follow(names.y_true, names.y_pred, TRUTH_HOLD_S)
                 watch.connected = True
                 if fresh:
                     log.info("no checkpoint at %s: building the view from the start of the streams", path)
@@ -147,6 +155,7 @@ async def run_joined(
                     if pairs:
                         view.write(pairs)
                         rate.add(len(pairs))
+                        reader.lead(names.y_true, max(pair.prediction_lag_ms for pair in pairs))
                     expired = join.expire()
                     intake.reject_expired(expired, {Side.TRUTH: names.y_true, Side.PREDICTION: names.y_pred})
                     if expired:
