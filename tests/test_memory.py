@@ -1,20 +1,24 @@
-"""Memory stays bounded under a flood of y_true that never get a prediction."""
+"""Memory stays bounded: under a flood of y_true that never get a prediction,
+and over a 200,000-event soak at full speed."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import re
+import subprocess
 import time
 from pathlib import Path
 
 from processors import checkpoint
 from processors.config import PipelineConfig
+from processors.csv_tail import RowCounter
 from streams import codec
 from streams.connection import open_producer
 from streams.ids import IdGenerator
 from streams.publisher import ConfirmedPublisher
 from streams.topology import declare_streams
+from tests.streamtools import NNMON, nnmon_env
 from tests.test_crashes import Pipeline
 
 
@@ -67,3 +71,54 @@ def test_pending_joins_stay_within_their_limit_and_matching_goes_on(config: Pipe
     assert after - before < 60, f"metric grew from {before:.0f} to {after:.0f} MB"
     log = (config.logs_dir.parent / "processes.log").read_text()
     assert "expired unmatched" in log
+
+
+def children_of(pid: int) -> dict[str, int]:
+    """The processors `nnmon up` (pid) runs, by name: `python -m processors NAME`."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            if not entry.name.isdigit():
+                continue
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if parent != pid:
+                continue
+            arguments = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if arguments[1:3] == [b"-m", b"processors"]:
+            found[arguments[3].decode()] = int(entry.name)
+    return found
+
+
+def test_soak_200k_events_keep_every_processors_memory_within_20_percent(config: PipelineConfig) -> None:
+    """RSS of each processor after warm-up (10,000 rows in the CSV) and at
+    its end differ by less than 20%, over 200,000 events at full speed."""
+    up = subprocess.Popen([NNMON, "up", "--interval", "0", "--count", "200000", "--timeout", "600"],
+                          env=nnmon_env(config), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rows = RowCounter(config.csv_path)
+    start: dict[str, float] = {}
+    end: dict[str, float] = {}
+    try:
+        while up.poll() is None:
+            children = children_of(up.pid)
+            warm = rows.rows() >= 10_000
+            for name, pid in children.items():
+                try:
+                    rss = rss_mb(pid)
+                except (OSError, AssertionError):
+                    continue  # exited meanwhile (features, once it has published)
+                if warm:
+                    start.setdefault(name, rss)
+                    end[name] = rss
+            time.sleep(0.5)
+    finally:
+        if up.poll() is None:
+            up.terminate()
+        up.wait(60)
+    assert up.returncode == 0
+    assert rows.rows() == 200_000
+    assert set(start) == {"features", "model", "metric", "plot"}
+    growth = {name: (end[name] - start[name]) / start[name] for name in start}
+    shown = {n: f"{start[n]:.1f} -> {end[n]:.1f} MB" for n in start}
+    assert all(abs(g) < 0.2 for g in growth.values()), shown
