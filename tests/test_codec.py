@@ -282,3 +282,11 @@ times = st.integers(min_value=0, max_value=2**62)
 )
 def test_round_trip_of_arbitrary_events(event: Event) -> None:
     assert decode(wire(event)) == event
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_a_number_that_is_not_finite_is_never_written(value: float) -> None:
+    with pytest.raises(ValueError):
+        encode(TruthEvent("a", value, 0))
+    with pytest.raises(ValueError):
+        encode(PredictionEvent("b", "a", value, "v1", 0))
