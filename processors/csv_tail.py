@@ -7,33 +7,49 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from processors.rows import HEADER
 
 
 class AppendedBytes:
-    """The bytes appended to a file since the last `read`."""
+    """The bytes appended to a file since the last `read`.
 
-    def __init__(self, path: Path) -> None:
+    A file cut back and written again between two reads can be longer than
+    before by then (metric, restarting, cuts the CSV back to its checkpoint
+    and catches up within a second): the last bytes read are kept and
+    compared, so a rewrite is noticed whatever the file's length."""
+
+    def __init__(self, path: Path, fingerprint_bytes: int = 256) -> None:
         self.path = path
+        self._fingerprint_bytes = fingerprint_bytes
         self._offset = 0
         self._inode: int | None = None
+        self._tail = b""  # the last bytes read, just before `_offset`
 
     def read(self) -> tuple[bool, bytes]:
         """(whether the file started over since the last read, the new bytes)."""
         try:
             with open(self.path, "rb") as file:
                 stat = os.fstat(file.fileno())
-                restarted = stat.st_ino != self._inode or stat.st_size < self._offset
+                restarted = stat.st_ino != self._inode or not self._unchanged(file, stat.st_size)
                 if restarted:
-                    self._offset, self._inode = 0, stat.st_ino
+                    self._offset, self._inode, self._tail = 0, stat.st_ino, b""
                 file.seek(self._offset)
                 data = file.read()
         except FileNotFoundError:
             restarted, data = self._inode is not None, b""
-            self._offset, self._inode = 0, None
+            self._offset, self._inode, self._tail = 0, None, b""
         self._offset += len(data)
+        self._tail = (self._tail + data)[-self._fingerprint_bytes:]
         return restarted, data
+
+    def _unchanged(self, file: BinaryIO, size: int) -> bool:
+        """Whether the bytes read last are still where they were."""
+        if size < self._offset:
+            return False
+        file.seek(self._offset - len(self._tail))
+        return file.read(len(self._tail)) == self._tail
 
 
 class RowCounter:

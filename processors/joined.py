@@ -28,14 +28,14 @@ from processors.counts import CountsFile
 from processors.intake import Intake
 from processors.join import Half, IdJoin, Pair, Side
 from processors.rates import RateLog
-from processors.runtime import keep_running
+from processors.runtime import keep_running, release_free_memory
 from streams import codec
 from streams.connection import Watch, open_consumer, open_producer
 from streams.publisher import ConfirmedPublisher
 from streams.subscription import Record, RecordReader, after, last_position
 from streams.topology import declare_streams
 
-# How long a y_true may wait, past its chunk time, for y_pred to catch up
+# How long a y_true may wait, after it was read, for y_pred to catch up
 # before it is joined anyway (and waits in memory): longer than a model's lag
 # at full speed (1-2 s), far shorter than the join window.
 TRUTH_HOLD_S = 5.0
@@ -155,7 +155,11 @@ async def run_joined(
                     if pairs:
                         view.write(pairs)
                         rate.add(len(pairs))
-                        reader.lead(names.y_true, max(pair.prediction_lag_ms for pair in pairs))
+                        # A low estimate of the lag (its 10th percentile in
+                        # this batch): measured to keep both sides' pending
+                        # small, where the median left predictions waiting.
+                        lags = sorted(pair.prediction_lag_ms for pair in pairs)
+                        reader.lead(names.y_true, lags[len(lags) // 10])
                     expired = join.expire()
                     intake.reject_expired(expired, {Side.TRUTH: names.y_true, Side.PREDICTION: names.y_pred})
                     if expired:
@@ -168,6 +172,7 @@ async def run_joined(
                         await after_batch(not records)
                     if unsaved and time.monotonic() - last_checkpoint >= checkpoint_every_s:
                         await save_checkpoint()
+                        release_free_memory()  # what the batches since the last checkpoint freed
                         last_checkpoint = time.monotonic()
                         unsaved = False
                 await save_checkpoint()

@@ -23,6 +23,7 @@ from processors.join import Pair
 from processors.joined import JoinLimits, run_joined
 from processors.lock import view_lock
 from processors.replay import adopt, checkpoint_of, histogram_of, replay
+from processors.runtime import release_free_memory
 
 log = logging.getLogger("nnmon.plot")
 
@@ -71,6 +72,7 @@ async def run_plot(
         snapshot = ErrorHistogram.from_state(view.histogram.to_state())
         # Drawing takes a tenth of a second: keep it off the event loop.
         await asyncio.to_thread(draw_png, snapshot, config.png_path)
+        release_free_memory()  # matplotlib's figure
         view.drawn_rows = snapshot.count
         last_draw = time.monotonic()
         log.info("drew %s from %d rows", config.png_path, snapshot.count)

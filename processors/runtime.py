@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import logging
 import signal
 import sys
@@ -42,6 +44,27 @@ def setup_logging(debug: bool = False, log_format: LogFormat = LogFormat.TEXT) -
     # rstream logs a traceback for every connection problem it retries;
     # our own lines say what matters.
     logging.getLogger("rstream").setLevel(logging.DEBUG if debug else logging.CRITICAL)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, or None on another C library."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def release_free_memory() -> None:
+    """Hand the C heap's free pages back to the system (glibc's malloc_trim).
+
+    glibc returns freed memory only from the top of its heap, so after a
+    burst (a batch of large messages, a drawing) the freed pages in the
+    middle stay resident. Measured: 1-3 ms on a heap of some tens of MB."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def run_until_stopped(main: Callable[[asyncio.Event], Awaitable[object]]) -> None:

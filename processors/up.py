@@ -23,7 +23,6 @@ from processors.drawing import ROWS_KEY
 log = logging.getLogger("nnmon.up")
 
 
-
 def environment(config: PipelineConfig) -> dict[str, str]:
     """The NNMON_* variables that give a child process `config`."""
     broker, retention = config.broker, config.retention

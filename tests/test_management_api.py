@@ -49,11 +49,14 @@ def test_streams_connections_publishers_and_consumers_are_named(config: Pipeline
         expected_consumers = {(names.features, names.consumer("model"))} | {
             (stream, names.consumer(processor))
             for stream in (names.y_true, names.y_pred) for processor in ("metric", "plot")}
-        asyncio.run(wait_until(lambda: expected_consumers <= references()[1], 60, "named consumers"))
-        publishers, _ = references()
-        assert (names.y_pred, names.consumer("model")) in publishers
-        assert any(stream == names.features and reference.startswith(names.consumer("features"))
-                   for stream, reference in publishers), publishers
+        def named() -> bool:
+            # The management API's lists are refreshed every few seconds: wait for both.
+            publishers, consumers = references()
+            return (expected_consumers <= consumers and (names.y_pred, names.consumer("model")) in publishers
+                    and any(stream == names.features and reference.startswith(names.consumer("features"))
+                            for stream, reference in publishers))
+
+        asyncio.run(wait_until(named, 60, "named publishers and consumers"))
 
         queues = {q["name"]: q for q in api(config, "/api/queues") if q["name"].startswith(prefix)}
         assert set(queues) == set(names.all())

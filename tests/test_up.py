@@ -21,6 +21,11 @@ def test_rows_are_counted_from_what_was_appended(tmp_path: Path) -> None:
     assert counter.rows() == 3
     path.write_text("id,y_true,y_pred,absolute_error\n")  # cut back, as on a restart
     assert counter.rows() == 0
+    path.write_text("id,y_true,y_pred,absolute_error\nb,1,2,1\n")
+    assert counter.rows() == 1
+    # Cut back and written again past the old length between two counts:
+    path.write_text("id,y_true,y_pred,absolute_error\nc,1,2,1\nd,1,2,1\n")
+    assert counter.rows() == 2
 
 
 def test_children_get_every_setting_through_the_environment() -> None:

@@ -92,6 +92,15 @@ def test_the_tail_reads_appended_rows_and_starts_over_when_the_log_does(tmp_path
     with open(path, "r+") as file:  # cut back to the header, as metric does from an old checkpoint
         file.truncate(len("id,y_true,y_pred,absolute_error\n"))
     assert tail.new_rows() == (True, [])
+    with open(path, "a") as file:
+        file.write("a,1.0,3.0,2.0\nb,1.0,1.5,0.5\n")
+    assert tail.new_rows() == (False, [Row("a", 1.0, 3.0, 2.0), Row("b", 1.0, 1.5, 0.5)])
+    with open(path, "r+") as file:  # cut back and written again, longer than before, between two reads
+        file.truncate(len("id,y_true,y_pred,absolute_error\n"))
+        file.seek(0, os.SEEK_END)
+        file.write("b,1.0,1.5,0.5\na,1.0,3.0,2.0\nd,2.0,2.5,0.5\n")
+    rewritten = [Row("b", 1.0, 1.5, 0.5), Row("a", 1.0, 3.0, 2.0), Row("d", 2.0, 2.5, 0.5)]
+    assert tail.new_rows() == (True, rewritten)
     replacement = tmp_path / "replayed.csv"  # a replay renames a new file into place
     replacement.write_text("id,y_true,y_pred,absolute_error\nc,2.0,2.0,0.0\n")
     os.replace(replacement, path)

@@ -1,0 +1,92 @@
+"""RecordReader's merge of two streams, without a broker: oldest first, and
+y_true kept in step with the y_pred that follows it (`follow`)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from streams.subscription import Record, RecordReader
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def reader_with(clock: Clock, lead_ms: int | None = None) -> RecordReader:
+    reader = RecordReader(lambda: None, clock=clock)  # type: ignore[arg-type,return-value]
+    for stream in ("t", "p"):
+        reader._add_queue(stream)
+    if lead_ms is not None:
+        reader.follow("t", "p", hold_s=5.0)
+        reader.lead("t", lead_ms)
+    return reader
+
+
+def record(stream: str, offset: int, ms: int) -> Record:
+    return Record(stream, offset, ms, b"")
+
+
+def taken(reader: RecordReader, timeout: float = 0.01) -> list[tuple[str, int]]:
+    batch = asyncio.run(reader.next_batch(timeout=timeout))
+    return [(r.stream, r.offset) for r in batch]
+
+
+def test_without_following_records_go_out_oldest_first() -> None:
+    reader = reader_with(Clock())
+    for r in (record("t", 0, 10), record("t", 1, 30), record("p", 0, 20), record("p", 1, 40)):
+        reader._arrive(r)
+    assert taken(reader) == [("t", 0), ("p", 0), ("t", 1), ("p", 1)]
+
+
+def test_a_truth_waits_until_its_prediction_can_have_arrived() -> None:
+    clock = Clock()
+    reader = reader_with(clock, lead_ms=100)
+    reader._arrive(record("t", 0, 1_000))
+    assert taken(reader) == []  # held: no prediction 100 ms newer yet
+    reader._arrive(record("p", 0, 1_050))
+    assert taken(reader) == [("p", 0)]  # a prediction of an older truth goes on
+    reader._arrive(record("p", 1, 1_100))
+    assert taken(reader) == [("t", 0), ("p", 1)]  # caught up: the truth beside its prediction
+
+
+def test_a_truth_whose_prediction_never_comes_goes_on_after_the_hold() -> None:
+    clock = Clock()
+    reader = reader_with(clock, lead_ms=100)
+    reader._arrive(record("t", 0, 1_000))
+    assert taken(reader) == []
+    clock.now += 5.0
+    assert taken(reader) == [("t", 0)]
+
+
+def test_while_catching_up_truths_are_merged_shifted_by_the_lead() -> None:
+    reader = reader_with(Clock(), lead_ms=500)
+    for i in range(3):  # a backlog: y_pred stored 500 ms after its y_true
+        reader._arrive(record("t", i, 1_000 + 100 * i))
+        reader._arrive(record("p", i, 1_500 + 100 * i))
+    reader._arrive(record("p", 3, 1_800))  # its truth (1,300) is not read yet: it waits
+    assert taken(reader) == [("t", 0), ("p", 0), ("t", 1), ("p", 1), ("t", 2), ("p", 2)]
+
+
+def test_a_prediction_waits_briefly_for_its_truth_when_the_truths_are_behind() -> None:
+    clock = Clock()
+    reader = reader_with(clock, lead_ms=500)
+    reader._arrive(record("t", 0, 1_000))
+    reader._arrive(record("p", 0, 1_500))
+    assert taken(reader) == [("t", 0), ("p", 0)]
+    reader._arrive(record("p", 1, 2_000))  # its truth (1,500) has not been read yet
+    assert taken(reader) == []
+    reader._arrive(record("t", 1, 1_500))
+    assert taken(reader) == [("t", 1), ("p", 1)]
+    reader._arrive(record("p", 2, 3_000))  # the truths have ended: it goes on shortly
+    clock.now += 0.3
+    assert taken(reader) == [("p", 2)]
+
+
+def test_a_timeout_with_only_held_records_returns_nothing() -> None:
+    reader = reader_with(Clock(), lead_ms=100)
+    reader._arrive(record("t", 0, 1_000))
+    assert taken(reader, timeout=0.05) == []
