@@ -17,14 +17,12 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
-import rstream
-import rstream.exceptions
 import typer
 
 from processors.config import PipelineConfig
 from processors.joined import JoinLimits
 from processors.runtime import LogFormat, UsageError, run_until_stopped, setup_logging
-from streams.connection import BrokerError, explain
+from streams.connection import EXPLAINED_ERRORS, explain
 from streams.settings import BrokerSettings, Retention, StreamNames
 
 app = typer.Typer(
@@ -124,8 +122,7 @@ def pipeline_command(*extra: inspect.Parameter) -> Callable[[Callable[..., Any]]
                 status = command(config=config, **values)
             except UsageError as error:
                 _fail(str(error), common["debug"], config.log_format)
-            except (BrokerError, OSError, TimeoutError, rstream.ServerError,
-                    rstream.exceptions.ClientError) as error:
+            except EXPLAINED_ERRORS as error:
                 _fail(explain(error, config.broker), common["debug"], config.log_format)
             raise typer.Exit(status or 0)
 
@@ -360,7 +357,8 @@ def up(
     timeout: Annotated[float | None, typer.Option(
         min=0, help="Exit 1 if --count is not reached within this many seconds.")] = None,
     dashboard: Annotated[bool, typer.Option(help="Also serve the dashboard (nnmon dashboard).")] = False,
-    dashboard_port: Annotated[int, typer.Option(min=1, max=65535, help="The dashboard's port.")] = 8050,
+    dashboard_port: Annotated[int, typer.Option(envvar="NNMON_DASHBOARD_PORT", min=1, max=65535,
+                                                help="The dashboard's port.")] = 8050,
 ) -> int:
     """Run all four processors (and the dashboard) together until Ctrl-C (or --count)."""
     from processors.up import UpOptions, run_up

@@ -4,6 +4,7 @@ was appended since the last look, and start over when the file was cut back
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,11 +77,13 @@ class Row:
 
 
 class CsvTail:
-    """The metric log's rows, as they are appended."""
+    """The metric log's rows, as they are appended. A line that is not a
+    row (someone else's edit) is skipped and counted in `skipped`."""
 
     def __init__(self, path: Path) -> None:
         self._appended = AppendedBytes(path)
         self._unfinished = b""  # a row being written while we read
+        self.skipped = 0
 
     def new_rows(self) -> tuple[bool, list[Row]]:
         """(whether the log started over, so earlier rows no longer count;
@@ -92,8 +95,16 @@ class CsvTail:
         self._unfinished = lines.pop()
         rows = []
         for line in lines:
-            fields = line.decode().split(",")
-            if len(fields) != 4 or line == HEADER.strip().encode():
+            if line == HEADER.strip().encode():
                 continue
-            rows.append(Row(fields[0], float(fields[1]), float(fields[2]), float(fields[3])))
+            try:
+                event_id, y_true, y_pred, error = line.decode().split(",")
+                row = Row(event_id, float(y_true), float(y_pred), float(error))
+            except ValueError:  # UnicodeDecodeError is one too
+                self.skipped += 1
+                continue
+            if not 0 <= row.absolute_error < math.inf:
+                self.skipped += 1
+                continue
+            rows.append(row)
         return restarted, rows

@@ -13,7 +13,9 @@ away and says so on the page.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -22,23 +24,22 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import rstream
-import rstream.exceptions
 from aiohttp import web
 
 from processors.config import PipelineConfig
 from processors.counts import read_counts
-from processors.csv_tail import CsvTail
+from processors.csv_tail import CsvTail, RowCounter
 from processors.error_stats import ErrorStats
 from processors.prometheus import metrics_response
 from processors.runtime import UsageError
 from processors.status import Status, collect
-from streams.connection import BrokerError, explain
+from streams.connection import EXPLAINED_ERRORS, explain
 
 log = logging.getLogger("nnmon.dashboard")
 
 REFRESH_S = 2.0  # the page polls this often; the CSV is read as often
 STATUS_EVERY_S = 4.0  # the broker is asked this often
+STATUS_TIMEOUT_S = 15.0
 RATE_WINDOW_S = 10.0  # events per second: rows added over this many seconds
 PROCESSORS = ("features", "model", "metric", "plot")
 
@@ -59,6 +60,7 @@ class Dashboard:
 
     def __post_init__(self) -> None:
         self._tail = CsvTail(self.config.csv_path)
+        self._rows = RowCounter(self.config.csv_path)  # for status, read incrementally too
 
     async def refresh(self) -> None:
         restarted, rows = self._tail.new_rows()
@@ -77,12 +79,14 @@ class Dashboard:
 
     async def _refresh_status(self) -> None:
         try:
-            self.status = await collect(self.config, self.management_url, self.data_dir)
+            # Bounded: a broker that accepts connections but does not answer
+            # must not stop the page from following the CSV.
+            self.status = await asyncio.wait_for(
+                collect(self.config, self.management_url, self.data_dir, self._rows), STATUS_TIMEOUT_S)
             if self.broker_error is not None:
                 log.info("broker reachable again")
             self.broker_error = None
-        except (BrokerError, OSError, TimeoutError, rstream.ServerError,
-                rstream.exceptions.ClientError) as error:
+        except (*EXPLAINED_ERRORS, KeyError) as error:  # KeyError: rstream's clean-up after a drop
             message = explain(error, self.config.broker)
             if message != self.broker_error and self.status is not None:  # at start, run_dashboard says it
                 log.warning("%s", message)
@@ -127,6 +131,22 @@ class Dashboard:
         }
 
 
+def finite_json(value: Any) -> str:
+    """JSON with null for NaN and infinity (an overflowed RMSE), which
+    json.dumps would write as non-JSON NaN / Infinity."""
+    return json.dumps(_finite(value), allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
 def make_app(dashboard: Dashboard) -> web.Application:
     page = resources.files("processors").joinpath("web/dashboard.html").read_bytes()
 
@@ -134,7 +154,7 @@ def make_app(dashboard: Dashboard) -> web.Application:
         return web.Response(body=page, content_type="text/html", charset="utf-8")
 
     async def summary(_: web.Request) -> web.Response:
-        return web.json_response(dashboard.summary())
+        return web.json_response(dashboard.summary(), dumps=finite_json)
 
     async def metrics(_: web.Request) -> web.Response:
         body, content_type = metrics_response(dashboard)

@@ -5,6 +5,7 @@ rolling MAE and RMSE. Pure: rows in, numbers out."""
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ class ErrorStats:
             errors.append(error)
             self.total += error
             self.total_squares += error * error
-            self._recent.append((id_time_ms(row.id), error))
+            self._recent.append((_row_time_ms(row.id), error))
         self.count += len(errors)
         self.histogram.add(errors)
         while len(self._recent) > self.recent_size + self.window - 1:
@@ -46,6 +47,7 @@ class ErrorStats:
 
     @property
     def rmse(self) -> float | None:
+        # Infinite when a square overflowed (an error beyond 1e154).
         return math.sqrt(self.total_squares / self.count) if self.count else None
 
     @property
@@ -56,20 +58,16 @@ class ErrorStats:
         """The recent rows, oldest first: t (ms), error, and the MAE and RMSE
         of the `window` rows up to and including each."""
         points = list(self._recent)
-        sums, squares = [0.0], [0.0]
-        for _, error in points:
-            sums.append(sums[-1] + error)
-            squares.append(squares[-1] + error * error)
         shown = []
         for i in range(max(len(points) - self.recent_size, 0), len(points)):
-            start = max(i + 1 - self.window, 0)
-            n = i + 1 - start
+            # Summed afresh per point (fsum, exact): running sums would let
+            # one huge error swallow the small ones long after it left.
+            window = [error for _, error in points[max(i + 1 - self.window, 0):i + 1]]
             shown.append({
                 "t": points[i][0],
                 "error": points[i][1],
-                "mae": (sums[i + 1] - sums[start]) / n,
-                # max(): prefix-sum differences can dip a hair below zero
-                "rmse": math.sqrt(max(squares[i + 1] - squares[start], 0.0) / n),
+                "mae": math.fsum(window) / len(window),
+                "rmse": _root_mean_square(window),
             })
         return shown
 
@@ -77,3 +75,19 @@ class ErrorStats:
         width = self.histogram.width
         return {"width": width,
                 "bins": [{"low": low, "high": low + width, "count": n} for low, n in self.histogram.bins()]}
+
+
+def _row_time_ms(event_id: str) -> int:
+    """When the row's event was made: nnmon's ids are UUIDv7, which carry it;
+    for any other id (the codec accepts other shapes), now."""
+    try:
+        return id_time_ms(event_id)
+    except ValueError:
+        return time.time_ns() // 1_000_000
+
+
+def _root_mean_square(errors: list[float]) -> float:
+    try:
+        return math.sqrt(math.fsum(e * e for e in errors) / len(errors))
+    except OverflowError:
+        return math.inf

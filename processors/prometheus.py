@@ -32,21 +32,25 @@ class PipelineCollector(Collector):
         yield GaugeMetricFamily("nnmon_csv_rows", "Rows in the metric log.", value=stats.count)
         yield SummaryMetricFamily("nnmon_absolute_error", "Absolute errors of the rows in the metric log.",
                                   count_value=stats.count, sum_value=stats.total)
+        yield GaugeMetricFamily(
+            "nnmon_squared_error_sum", "Sum of squared errors (RMSE = sqrt(this / count)).",
+            value=stats.total_squares)
         processed = CounterMetricFamily(
             "nnmon_events_processed", "Events each processor handled since it started: published "
             "(features), predicted (model), joined (metric, plot).", labels=["processor"])
-        rejects = CounterMetricFamily("nnmon_rejected", "Messages each processor rejected since it started.",
-                                      labels=["processor"])
+        rejects = CounterMetricFamily(
+            "nnmon_messages_rejected", "Messages each processor rejected since it started.",
+            labels=["processor"])
         for processor, counts in dashboard.counts.items():
             processed.add_metric([processor], counts.get("processed", 0))
             if "rejected" in counts:
                 rejects.add_metric([processor], counts["rejected"])
         yield processed
         yield rejects
-        if status is None:
-            return
+        if status is None or dashboard.broker_error is not None:
+            return  # no stale lag from before the broker went away
         rejected = next(s for s in status.streams if s.name == dashboard.config.names.rejected)
-        yield GaugeMetricFamily("nnmon_rejected_messages", "Messages in the rejected stream.",
+        yield GaugeMetricFamily("nnmon_rejected_stream_messages", "Messages in the rejected stream.",
                                 value=rejected.held)
         expired = CounterMetricFamily("nnmon_join_expired", "Events expired unmatched (from the checkpoint).",
                                       labels=["processor"])

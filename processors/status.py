@@ -25,7 +25,7 @@ from processors.csv_tail import RowCounter
 from streams.connection import open_consumer
 from streams.ids import id_time_ms
 from streams.management import ManagementUnavailable, QueueInfo, stream_queues
-from streams.subscription import last_position, position_at, stored_offset
+from streams.subscription import close_quietly, last_position, position_at, stored_offset
 
 # Who reads what, by consumer name; features only writes.
 CONSUMERS = (("model", "features"), ("metric", "y_true"), ("metric", "y_pred"),
@@ -101,9 +101,12 @@ class Status:
         return asdict(self)
 
 
-async def collect(config: PipelineConfig, management_url: str, data_dir: Path | None) -> Status:
+async def collect(
+    config: PipelineConfig, management_url: str, data_dir: Path | None, rows: RowCounter | None = None
+) -> Status:
     """The pipeline's status now. Raises the broker's errors when its stream
-    port cannot be used; a missing management API only leaves gaps (noted)."""
+    port cannot be used; a missing management API only leaves gaps (noted).
+    `rows` counts the CSV's rows (a caller that asks often keeps one)."""
     names = config.names
     stream_names = list(names.all())
     notes: list[str] = []
@@ -117,7 +120,9 @@ async def collect(config: PipelineConfig, management_url: str, data_dir: Path | 
     # connection, and concurrent probes of a stream were seen to cross.
     # Stored offsets first, the streams' ends after: read the other way
     # round, a busy consumer could seem to be past the end.
-    async with open_consumer(config.broker, config.connection_name("status")) as consumer:
+    consumer = open_consumer(config.broker, config.connection_name("status"))
+    await consumer.start()
+    try:
         exists = {stream: await consumer.stream_exists(stream) for stream in stream_names}
         stored = {}
         for processor, stream in CONSUMERS:
@@ -130,10 +135,13 @@ async def collect(config: PipelineConfig, management_url: str, data_dir: Path | 
         consumers = [await _consumer(consumer, processor, ends[getattr(names, stream)],
                                      stored[processor, stream], now)
                      for processor, stream in CONSUMERS]
+    finally:
+        await close_quietly(consumer)  # after a dropped connection rstream's close can raise
     if data_dir is not None and all(s.bytes_on_disk is None for s in streams if s.exists):
         notes.append(f"sizes on disk unknown: {data_dir} is not this broker's readable data directory")
     joins = [j for j in (_join(config, processor) for processor in JOINED) if j is not None]
-    return Status(streams, consumers, joins, _csv(config.csv_path), notes, _iso(now))
+    return Status(streams, consumers, joins, _csv(config.csv_path, rows or RowCounter(config.csv_path)),
+                  notes, _iso(now))
 
 
 async def _stream(
@@ -160,8 +168,10 @@ async def _consumer(
 ) -> ConsumerStatus:
     if not stream.exists:
         return ConsumerStatus(processor, stream.name, None, None, None, None)
-    if stream.last is None:  # empty: nothing to be behind on
+    if stream.first is None:  # empty: nothing to be behind on
         return ConsumerStatus(processor, stream.name, stored, None, 0, 0.0)
+    if stream.last is None:  # the probe of its end got no answer in time: unknown
+        return ConsumerStatus(processor, stream.name, stored, None, None, None)
     first = stream.first or 0
     next_offset = first if stored is None else max(stored + 1, first)
     lag = stream.last - next_offset + 1
@@ -206,8 +216,8 @@ def _join(config: PipelineConfig, processor: str) -> JoinStatus | None:
         return None
 
 
-def _csv(path: Path) -> CsvStatus:
-    rows = RowCounter(path).rows()
+def _csv(path: Path, counter: RowCounter) -> CsvStatus:
+    rows = counter.rows()
     try:
         modified = _iso(path.stat().st_mtime)
     except FileNotFoundError:

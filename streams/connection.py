@@ -11,6 +11,7 @@ import socket
 import ssl
 
 import rstream
+import rstream.exceptions
 from rstream.recovery import BackOffRecoveryStrategy
 
 from streams.settings import BrokerSettings
@@ -107,6 +108,10 @@ def _answers(host: str, port: int) -> bool:
         return True
     except OSError:
         return False
+
+
+# What `explain` turns into one line: the errors of using a broker.
+EXPLAINED_ERRORS = (BrokerError, OSError, TimeoutError, rstream.ServerError, rstream.exceptions.ClientError)
 
 
 def explain(error: BaseException, settings: BrokerSettings) -> str:

@@ -1,5 +1,5 @@
 """A real headless Chromium (Debian's chromium and chromium-driver, which
-scripts/setup installs), driven through Selenium."""
+scripts/browser installs), driven through Selenium."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 def chromium(width: int = 1280, height: int = 1100) -> Iterator[webdriver.Chrome]:
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
     if missing:
-        raise AssertionError(f"{', '.join(missing)} missing: run scripts/setup (it installs Debian's "
+        raise AssertionError(f"{', '.join(missing)} missing: run scripts/browser (it installs Debian's "
                              "chromium and chromium-driver)")
     with tempfile.TemporaryDirectory(prefix="nnmon-chromium-") as profile:
         options = webdriver.ChromeOptions()

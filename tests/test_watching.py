@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from processors.counts import CountsFile, read_counts
 from processors.csv_tail import CsvTail, Row
+from processors.dashboard import finite_json
 from processors.error_stats import ErrorStats
 from processors.rates import RateLog
 from processors.status import ConsumerStatus, CsvStatus, Status, StreamStatus, last_row_id, stream_bytes
@@ -168,3 +169,26 @@ def test_the_status_table_names_streams_consumers_and_stale_ones() -> None:
     assert "12 rows" in text and "note: management API at x" in text
     assert json.loads(json.dumps(status.to_json()))["consumers"][0]["lag"] == 10
     assert [c.processor for c in status.stale(30)] == ["model"]
+
+
+def test_lines_that_are_not_rows_are_skipped_and_counted(tmp_path: Path) -> None:
+    path = tmp_path / "metric_log.csv"
+    path.write_bytes(b"id,y_true,y_pred,absolute_error\na,1.0,3.0,2.0\nb,1.0\n\xff\xfe,1,1,0\nc,1,1,inf\n"
+                     b"d,1.0,1.5,0.5\n")
+    tail = CsvTail(path)
+    assert tail.new_rows() == (True, [Row("a", 1.0, 3.0, 2.0), Row("d", 1.0, 1.5, 0.5)])
+    assert tail.skipped == 3
+
+
+def test_one_huge_error_does_not_hide_the_small_ones_once_it_left_the_window() -> None:
+    stats = ErrorStats(window=2, recent_size=10)
+    stats.add([Row("not-a-uuid", 0.0, 1e17, 1e17)] + rows([1.0, 2.0, 3.0], IdGenerator()))
+    assert [p["mae"] for p in stats.recent()] == [1e17, (1e17 + 1.0) / 2, 1.5, 2.5]
+
+
+def test_the_summary_json_writes_null_for_numbers_that_are_not_finite() -> None:
+    stats = ErrorStats()
+    stats.add([Row("x", 0.0, 1e200, 1e200)])  # its square overflows
+    assert stats.rmse == math.inf
+    assert json.loads(finite_json({"rmse": stats.rmse, "recent": stats.recent()})) == {
+        "rmse": None, "recent": [{"t": stats.recent()[0]["t"], "error": 1e200, "mae": 1e200, "rmse": None}]}
