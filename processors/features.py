@@ -58,10 +58,10 @@ def make_events(
 
 
 @dataclass
-class _Position:
-    """What survives a reconnection: where in the data set we are, and the
-    batches not yet confirmed, which are sent again with the same publishing
-    ids so the broker stores each once."""
+class _Publishing:
+    """What survives a reconnection: where in the data set we are, the
+    batches not yet confirmed (sent again with the same publishing ids, so
+    the broker stores each once), and the running totals."""
 
     rows: Iterator[int]
     ids: IdGenerator
@@ -82,7 +82,7 @@ async def run_features(
     # Unique per process: several features may publish at once, and the
     # broker deduplicates per publisher name.
     name = f"{config.names.consumer('features')}-{ids.next_id()}"
-    progress = _Position(cycled_rows(len(diabetes().target), seed), ids, name, RateLog(log, "published"),
+    progress = _Publishing(cycled_rows(len(diabetes().target), seed), ids, name, RateLog(log, "published"),
                          CountsFile(config.logs_dir, "features"))
     await keep_running(lambda watch: _publish(config, stop, interval, count, progress, watch), stop, log)
     progress.counts.update({"processed": progress.sent}, force=True)
@@ -115,7 +115,7 @@ class Pace:
 
 async def _publish(
     config: PipelineConfig, stop: asyncio.Event, interval: float, count: int | None,
-    progress: _Position, watch: Watch,
+    progress: _Publishing, watch: Watch,
 ) -> None:
     dataset = diabetes()
     names = config.names
