@@ -66,3 +66,27 @@ def test_a_model_file_that_is_not_a_model_is_refused(tmp_path) -> None:  # type:
     result = runner.invoke(app, ["model", "--model-path", str(path), "--port", str(free_port())])
     assert result.exit_code == 2
     assert "--model-path" in result.output and "Traceback" not in result.output
+
+
+def test_a_broker_without_the_stream_plugin_is_named() -> None:
+    """In a network namespace of its own, where something answers on AMQP's
+    port 5672 and nothing on the stream port 5552: what a RabbitMQ without
+    its rabbitmq_stream plugin looks like from outside."""
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.streamtools import NNMON
+
+    unshare = shutil.which("unshare")
+    assert unshare is not None, "unshare (util-linux) is missing"
+    listener = ("import socket,time; s=socket.socket(); s.bind(('127.0.0.1',5672)); s.listen(); "
+                "time.sleep(20)")
+    # The listener's output goes nowhere, so that its pipes do not hold the test up.
+    script = (f"ip link set lo up && ({sys.executable} -c \"{listener}\" >/dev/null 2>&1 &) && sleep 0.5 && "
+              f"exec {NNMON} model --host 127.0.0.1 --port 5552")
+    result = subprocess.run([unshare, "--net", "sh", "-c", script], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "rabbitmq_stream plugin" in lines[0], result.stderr
