@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+from typing import Any
 
 import rstream
 import rstream.exceptions
@@ -69,33 +70,27 @@ def ssl_context(settings: BrokerSettings) -> ssl.SSLContext | None:
 def open_producer(
     settings: BrokerSettings, connection_name: str, watch: Watch | None = None
 ) -> rstream.Producer:
-    return rstream.Producer(
-        settings.host,
-        settings.port,
-        username=settings.user,
-        password=settings.password,
-        vhost=settings.vhost,
-        ssl_context=ssl_context(settings),
-        connection_name=connection_name,
-        on_close_handler=None if watch is None else watch.on_close,
-        recovery_strategy=BackOffRecoveryStrategy(False),
-    )
+    return rstream.Producer(settings.host, settings.port, **_options(settings, connection_name, watch))
 
 
 def open_consumer(
     settings: BrokerSettings, connection_name: str, watch: Watch | None = None
 ) -> rstream.Consumer:
-    return rstream.Consumer(
-        settings.host,
-        settings.port,
-        username=settings.user,
-        password=settings.password,
-        vhost=settings.vhost,
-        ssl_context=ssl_context(settings),
-        connection_name=connection_name,
-        on_close_handler=None if watch is None else watch.on_close,
-        recovery_strategy=BackOffRecoveryStrategy(False),
-    )
+    return rstream.Consumer(settings.host, settings.port, **_options(settings, connection_name, watch))
+
+
+def _options(settings: BrokerSettings, connection_name: str, watch: Watch | None) -> dict[str, Any]:
+    """What producers and consumers share: login, TLS, name, and no recovery
+    of rstream's own (see `Watch`)."""
+    return {
+        "username": settings.user,
+        "password": settings.password,
+        "vhost": settings.vhost,
+        "ssl_context": ssl_context(settings),
+        "connection_name": connection_name,
+        "on_close_handler": None if watch is None else watch.on_close,
+        "recovery_strategy": BackOffRecoveryStrategy(False),
+    }
 
 
 AMQP_PORT = 5672
