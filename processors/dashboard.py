@@ -28,7 +28,7 @@ from aiohttp import web
 
 from processors.config import PipelineConfig
 from processors.counts import read_counts
-from processors.csv_tail import CsvTail, RowCounter
+from processors.csv_tail import CsvTail
 from processors.error_stats import ErrorStats
 from processors.prometheus import metrics_response
 from processors.runtime import UsageError
@@ -60,7 +60,6 @@ class Dashboard:
 
     def __post_init__(self) -> None:
         self._tail = CsvTail(self.config.csv_path)
-        self._rows = RowCounter(self.config.csv_path)  # for status, read incrementally too
 
     async def refresh(self) -> None:
         restarted, rows = self._tail.new_rows()
@@ -82,7 +81,7 @@ class Dashboard:
             # Bounded: a broker that accepts connections but does not answer
             # must not stop the page from following the CSV.
             self.status = await asyncio.wait_for(
-                collect(self.config, self.management_url, self.data_dir, self._rows), STATUS_TIMEOUT_S)
+                collect(self.config, self.management_url, self.data_dir, self.stats.count), STATUS_TIMEOUT_S)
             if self.broker_error is not None:
                 log.info("broker reachable again")
             self.broker_error = None

@@ -102,11 +102,12 @@ class Status:
 
 
 async def collect(
-    config: PipelineConfig, management_url: str, data_dir: Path | None, rows: RowCounter | None = None
+    config: PipelineConfig, management_url: str, data_dir: Path | None, csv_rows: int | None = None
 ) -> Status:
     """The pipeline's status now. Raises the broker's errors when its stream
     port cannot be used; a missing management API only leaves gaps (noted).
-    `rows` counts the CSV's rows (a caller that asks often keeps one)."""
+    `csv_rows`: the CSV's row count, from a caller that follows the file
+    already; without it the file is counted."""
     names = config.names
     stream_names = list(names.all())
     notes: list[str] = []
@@ -140,8 +141,8 @@ async def collect(
     if data_dir is not None and all(s.bytes_on_disk is None for s in streams if s.exists):
         notes.append(f"sizes on disk unknown: {data_dir} is not this broker's readable data directory")
     joins = [j for j in (_join(config, processor) for processor in JOINED) if j is not None]
-    return Status(streams, consumers, joins, _csv(config.csv_path, rows or RowCounter(config.csv_path)),
-                  notes, _iso(now))
+    rows = RowCounter(config.csv_path).rows() if csv_rows is None else csv_rows
+    return Status(streams, consumers, joins, _csv(config.csv_path, rows), notes, _iso(now))
 
 
 async def _stream(
@@ -216,8 +217,7 @@ def _join(config: PipelineConfig, processor: str) -> JoinStatus | None:
         return None
 
 
-def _csv(path: Path, counter: RowCounter) -> CsvStatus:
-    rows = counter.rows()
+def _csv(path: Path, rows: int) -> CsvStatus:
     try:
         modified = _iso(path.stat().st_mtime)
     except FileNotFoundError:
