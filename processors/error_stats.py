@@ -20,8 +20,6 @@ from streams.ids import id_time_ms
 class ErrorStats:
     window: int = 100  # rows in the rolling MAE and RMSE
     recent_size: int = 500  # rows drawn over time
-    count: int = 0
-    total: float = 0.0
     total_squares: float = 0.0
     histogram: ErrorHistogram = field(default_factory=ErrorHistogram)
     # (event time in ms, error): the recent rows, plus the window before the
@@ -33,13 +31,19 @@ class ErrorStats:
         for row in rows:
             error = row.absolute_error
             errors.append(error)
-            self.total += error
             self.total_squares += error * error
             self._recent.append((_row_time_ms(row.id), error))
-        self.count += len(errors)
-        self.histogram.add(errors)
+        self.histogram.add(errors)  # which keeps the count and the total
         while len(self._recent) > self.recent_size + self.window - 1:
             self._recent.popleft()
+
+    @property
+    def count(self) -> int:
+        return self.histogram.count
+
+    @property
+    def total(self) -> float:
+        return self.histogram.total
 
     @property
     def mae(self) -> float | None:
