@@ -78,6 +78,7 @@ class RecordReader:
         self._arrived = asyncio.Event()
         self._newest_ms: dict[str, int] = {}  # chunk time of the newest record arrived, per stream
         self._follows: dict[str, _Following] = {}
+        self._followed_by: dict[str, str] = {}  # leader -> its follower
 
     def follow(self, follower: str, leader: str, hold_s: float = 5.0) -> None:
         """Keep `follower` in step with a `leader` that the broker stores
@@ -93,6 +94,7 @@ class RecordReader:
         the join's memory: at full speed metric's pending ids went from
         5,000-37,000 (the event rate times the model's lag) to under 600."""
         self._follows[follower] = _Following(leader, hold_s)
+        self._followed_by[leader] = follower
 
     def lead(self, follower: str, lead_ms: int) -> None:
         """How far (in chunk time) the leader lags behind `follower` now."""
@@ -201,10 +203,10 @@ class RecordReader:
             partner, partner_ms = following.leader, head.timestamp_ms + following.lead_ms
             limit_s = following.hold_s
         else:
-            led = [(f, lead) for f, lead in self._follows.items() if lead.leader == stream]
-            if not led or self._queues[led[0][0]]:
+            follower = self._followed_by.get(stream)
+            if follower is None or self._queues[follower]:
                 return None  # not a leader, or the merge puts its records in order
-            partner, following = led[0]
+            partner, following = follower, self._follows[follower]
             partner_ms = head.timestamp_ms - following.lead_ms
             limit_s = min(following.hold_s, LEADER_HOLD_S)
         if self._newest_ms.get(partner, -1) >= partner_ms:
