@@ -12,6 +12,8 @@ from typing import BinaryIO
 
 from processors.rows import HEADER
 
+_HEADER_LINE = HEADER.rstrip("\n").encode()
+
 
 class AppendedBytes:
     """The bytes appended to a file since the last `read`.
@@ -95,7 +97,7 @@ class CsvTail:
         self._unfinished = lines.pop()
         rows = []
         for line in lines:
-            if line == HEADER.strip().encode():
+            if line == _HEADER_LINE:
                 continue
             try:
                 event_id, y_true, y_pred, error = line.decode().split(",")

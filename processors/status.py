@@ -173,7 +173,7 @@ async def _consumer(
         return ConsumerStatus(processor, stream.name, stored, None, 0, 0.0)
     if stream.last is None:  # the probe of its end got no answer in time: unknown
         return ConsumerStatus(processor, stream.name, stored, None, None, None)
-    first = stream.first or 0
+    first = stream.first
     next_offset = first if stored is None else max(stored + 1, first)
     lag = stream.last - next_offset + 1
     behind_s: float | None = 0.0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,14 +22,9 @@ sys.path.insert(0, str(ROOT))
 from streams.connection import open_consumer  # noqa: E402
 from streams.settings import BrokerSettings, StreamNames  # noqa: E402
 from tests.browser import chromium  # noqa: E402
+from tests.test_cli import free_port  # noqa: E402
 
 NNMON = str(Path(sys.executable).with_name("nnmon"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(url: str, timeout_s: float = 60) -> None:
