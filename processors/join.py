@@ -10,6 +10,7 @@ timestamps of the records).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -73,9 +74,11 @@ class IdJoin:
     window_ms: int = 3_600_000
     max_pending: int = 100_000
     # Ids joined lately, so a repeated event is recognised as a duplicate
-    # rather than waiting (and perhaps joining) again.
+    # rather than waiting (and perhaps joining) again. An OrderedDict: a
+    # dict's `next(iter(...))` scans past the slots of every id deleted from
+    # its front, which was measured as 15% of metric's time.
     remember_joined: int = 10_000
-    joined_ids: dict[str, None] = field(default_factory=dict)
+    joined_ids: OrderedDict[str, None] = field(default_factory=OrderedDict)
     pending: dict[Side, dict[str, Half]] = field(
         default_factory=lambda: {Side.TRUTH: {}, Side.PREDICTION: {}}
     )
@@ -96,7 +99,7 @@ class IdJoin:
         self.counts.joined += 1
         self.joined_ids[event_id] = None
         if len(self.joined_ids) > self.remember_joined:
-            del self.joined_ids[next(iter(self.joined_ids))]
+            self.joined_ids.popitem(last=False)
         truth, prediction = (half, partner) if side is Side.TRUTH else (partner, half)
         return Pair(event_id, truth.value, prediction.value, prediction.event_ms - truth.event_ms)
 
@@ -142,7 +145,7 @@ class IdJoin:
         join = cls(window_ms=window_ms, max_pending=max_pending)
         join.newest_ms = int(state["newest_ms"])
         join.counts = JoinCounts(**state["counts"])
-        join.joined_ids = dict.fromkeys(str(i) for i in state.get("joined_ids", []))
+        join.joined_ids = OrderedDict.fromkeys(str(i) for i in state.get("joined_ids", []))
         for side in Side:
             join.pending[side] = {
                 str(i): Half(float(value), int(offset), int(event_ms))
