@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import rstream
@@ -115,11 +115,20 @@ class RecordReader:
         self._add_queue(stream)
         queue, room = self._queues[stream], self._room[stream]
 
-        async def on_message(data: bytes, context: rstream.MessageContext) -> None:
+        async def arrive_when_room(record: Record) -> None:
             while len(queue) >= self._max_queued:
                 room.clear()
                 await room.wait()
-            self._arrive(Record(stream, context.offset, context.timestamp, data))
+            self._arrive(record)
+
+        def on_message(data: bytes, context: rstream.MessageContext) -> Awaitable[None] | None:
+            # rstream awaits what the callback returns, if anything: only a
+            # full queue costs a coroutine, not every message.
+            record = Record(stream, context.offset, context.timestamp, data)
+            if len(queue) >= self._max_queued:
+                return arrive_when_room(record)
+            self._arrive(record)
+            return None
 
         consumer = self._open_consumer()
         self._consumers.append(consumer)
