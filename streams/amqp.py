@@ -16,16 +16,18 @@ Pure: bytes in, bytes or values out.
 
 from __future__ import annotations
 
+import re
 import struct
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from rstream import amqp_decoder
 
 _UBYTE = struct.Struct(">B")
 _UINT = struct.Struct(">I")
 _LONG = struct.Struct(">q")
+_SIGNED_BYTE = struct.Struct(">b")
 
 # Section descriptors (0x00000000:0x000000NN) and their names.
 _SECTIONS = {
@@ -107,74 +109,68 @@ class Message:
 def decode(data: bytes) -> Message:
     """Read any AMQP 1.0 message; raises `AmqpError` for anything else."""
     try:
-        return _own_event(data) or _Reader(data).message()
+        own = read_event(data)
+        if own is not None:
+            return Message(
+                {"message_id": own.message_id, "correlation_id": own.correlation_id,
+                 "content_type": "application/json", "creation_time": own.created_ms},
+                {"event_type": own.event_type, "schema_version": own.schema_version},
+                own.body,
+            )
+        return _Reader(data).message()
     except _Unsupported:
         return _from_rstream(data)
     except (IndexError, struct.error, UnicodeDecodeError, ValueError, TypeError) as error:
         raise AmqpError(f"not an AMQP 1.0 message ({type(error).__name__})") from None
 
 
-_PROPERTIES_HEAD = b"\x00\x53\x73\xc0"
-_APPLICATION_HEAD = b"\x00\x53\x74\xc1"
-_EVENT_TYPE_KEY = b"\xa1\x0aevent_type\xa1"
-_VERSION_KEY = b"\xa1\x0eschema_version\x54"
-_DATA_HEAD = b"\x00\x53\x75"
-# content_type, content_encoding, absolute_expiry_time, creation_time's constructor
-_TYPE_TO_TIME = _CONTENT_TYPE_JSON + _NULL * 2 + b"\x83"
+class EventFields(NamedTuple):
+    """An event message's fields, as `encode_event` writes them."""
+
+    message_id: str
+    correlation_id: str | None
+    created_ms: int
+    event_type: str
+    schema_version: int
+    body: bytes
 
 
-def _own_event(data: bytes) -> Message | None:
-    """The fast path: a message laid out exactly as `encode_event` writes it
-    with short strings; None for anything else (then read in general)."""
-    if not data.startswith(_PROPERTIES_HEAD) or data[5] != 13 or data[6] != 0xA1:
+# The layout `encode_event` writes, as one pattern: a single match in C
+# instead of a walk through the bytes in Python (0.6 against 2.3 us). Ids are
+# read in the event-id alphabet and event types in [a-z_]: neither holds a
+# byte of the type code that follows them (0x40 null, 0xa3 symbol, 0xa1
+# string), so the pattern never backtracks. The size bytes are checked after.
+_OWN_EVENT = re.compile(
+    rb"\x00\x53\x73\xc0(.)\x0d"  # properties: a list of 13, its size
+    rb"\xa1(.)([A-Za-z0-9._:-]+)@@@@"  # message_id; null user_id, to, subject, reply_to
+    rb"(?:@|\xa1(.)([A-Za-z0-9._:-]+))"  # correlation_id, or null
+    rb"\xa3\x10application/json@@\x83(.{8})@@@"  # content_type, 2 nulls, creation_time, 3 nulls
+    rb"\x00\x53\x74\xc1(.)\x04\xa1\x0aevent_type\xa1(.)([a-z_]+)\xa1\x0eschema_version\x54(.)"
+    rb"\x00\x53\x75(?:\xa0(.)|\xb0(.{4}))",  # a data section's head and size
+    re.DOTALL,
+)
+
+
+def read_event(data: bytes) -> EventFields | None:
+    """The fast path: the fields of a message laid out exactly as
+    `encode_event` writes it; None for any other message (`decode` reads
+    those)."""
+    match = _OWN_EVENT.match(data)
+    if match is None:
         return None
-    end = 5 + data[4]
-    pos = 8 + data[7]
-    message_id = data[8:pos].decode()
-    if data[pos:pos + 4] != _NULL * 4:
+    (properties_size, id_size, message_id, correlation_size, correlation_id, created,
+     application_size, type_size, event_type, version, small_body, large_body) = match.groups()
+    properties_end = match.end(6) + 3
+    body_size = small_body[0] if small_body is not None else _UINT.unpack(large_body)[0]
+    if (properties_size[0] != properties_end - 5 or id_size[0] != len(message_id)
+            or (correlation_size is not None and correlation_size[0] != len(correlation_id))
+            or application_size[0] != match.end(10) - properties_end - 5
+            or type_size[0] != len(event_type) or match.end() + body_size != len(data)):
         return None
-    pos += 4
-    correlation_id = None
-    if data[pos] == 0xA1:
-        size = data[pos + 1]
-        correlation_id = data[pos + 2:pos + 2 + size].decode()
-        pos += 2 + size
-    elif data[pos] == 0x40:
-        pos += 1
-    else:
-        return None
-    if not data.startswith(_TYPE_TO_TIME, pos):
-        return None
-    created = _LONG.unpack_from(data, pos + len(_TYPE_TO_TIME))[0]
-    pos += len(_TYPE_TO_TIME) + 8
-    if pos + 3 != end or data[pos:end] != _NULL * 3 or not data.startswith(_APPLICATION_HEAD, end):
-        return None
-    application_end = end + 5 + data[end + 4]
-    if data[end + 5] != 4 or not data.startswith(_EVENT_TYPE_KEY, end + 6):
-        return None
-    pos = end + 6 + len(_EVENT_TYPE_KEY)
-    size = data[pos]
-    event_type = data[pos + 1:pos + 1 + size].decode()
-    pos += 1 + size
-    if not data.startswith(_VERSION_KEY, pos) or pos + len(_VERSION_KEY) + 1 != application_end:
-        return None
-    version = struct.unpack_from(">b", data, application_end - 1)[0]
-    if not data.startswith(_DATA_HEAD, application_end):
-        return None
-    pos = application_end + 3
-    if data[pos] == 0xA0:
-        size, pos = data[pos + 1], pos + 2
-    elif data[pos] == 0xB0:
-        size, pos = _UINT.unpack_from(data, pos + 1)[0], pos + 5
-    else:
-        return None
-    if pos + size != len(data):
-        return None
-    return Message(
-        {"message_id": message_id, "correlation_id": correlation_id, "content_type": "application/json",
-         "creation_time": created},
-        {"event_type": event_type, "schema_version": version},
-        data[pos:],
+    return EventFields(
+        message_id.decode(), None if correlation_id is None else correlation_id.decode(),
+        _LONG.unpack(created)[0], event_type.decode(), _SIGNED_BYTE.unpack(version)[0],
+        data[match.end():],
     )
 
 
