@@ -10,6 +10,9 @@ a table, then one JSON object on its last line. Figures:
 - replay_rows_per_s: `nnmon replay --from-offset first` over the e2e run;
 - plot_s_1m: a histogram of 1,000,000 errors, added then drawn to a PNG;
 - rss_mb: the largest resident memory (VmHWM) of any processor.
+
+It also prints the CPU seconds each processor and the broker spent in the
+e2e run: on a machine this small, where the time goes.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class Pipeline:
                     "NNMON_LOGS_DIR": str(logs)}
         self.processes: list[subprocess.Popen[bytes]] = []
         self.peak_rss_kb = 0
+        self.cpu_s: dict[str, float] = {}
 
     def start(self, *arguments: str) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"{arguments[0]}.log", "ab")
@@ -65,6 +69,8 @@ class Pipeline:
     def stop(self) -> None:
         self.sample_rss()
         for process in self.processes:
+            self.cpu_s[str(process.args[1])] = cpu_seconds(process.pid)
+        for process in self.processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
         for process in self.processes:
@@ -76,6 +82,20 @@ class Pipeline:
         if done.returncode != 0:
             raise SystemExit(f"nnmon {' '.join(arguments)} failed: {done.stderr.strip()}")
         return done.stdout
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a live process (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def broker_pid() -> int | None:
+    found = subprocess.run(["pgrep", "-f", "beam.smp"], capture_output=True, text=True).stdout.split()
+    return int(found[0]) if found else None
 
 
 class CsvTail:
@@ -123,6 +143,8 @@ def throughput(logs: Path, events: int) -> tuple[float, float, Pipeline]:
     for name in PROCESSORS:
         pipeline.start(name)
     time.sleep(3)  # start-up (imports, connections) is not throughput
+    broker = broker_pid()
+    broker_began = cpu_seconds(broker) if broker else 0.0
     tail = CsvTail(logs / "metric_log.csv")
     pipeline.start("features", "--interval", "0", "--count", str(events))
     finished = wait_for_rows(pipeline, tail, events, timeout=1800)
@@ -130,6 +152,8 @@ def throughput(logs: Path, events: int) -> tuple[float, float, Pipeline]:
         file.readline()
         first_id = file.readline().split(b",", 1)[0].decode()
     pipeline.stop()
+    if broker:
+        pipeline.cpu_s["broker"] = cpu_seconds(broker) - broker_began
     seconds = finished - id_time_ms(first_id) / 1000
     return events / seconds, seconds, pipeline
 
@@ -199,6 +223,8 @@ def main() -> None:
         print(f"{name:<20} {value:>12}")
     print(f"({options.events} events in {seconds:.1f}s; latency at {options.latency_rate:g}/s "
           f"over {options.latency_seconds:g}s; plot of {options.plot_rows} rows)")
+    cpu = ", ".join(f"{name} {used:.1f}" for name, used in pipeline.cpu_s.items())
+    print(f"CPU seconds in the e2e run: {cpu}")
     print(json.dumps(figures))
 
 
