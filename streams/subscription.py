@@ -10,6 +10,7 @@ callback waits, and rstream stops granting the broker credit.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -185,15 +186,40 @@ class RecordReader:
             if not ready:
                 break
             first = min(ready, key=self._merge_key)
-            batch.append(queues[first].popleft())
-            self._arrivals[first].popleft()
+            # Take a run from `first`, up to (not including: ties go to the
+            # `min` above) the next stream's head, and while its partner has
+            # surely brought what goes with it: one choice per run, not per
+            # record (measured as 9% of metric's time).
+            until_ms = min([self._merge_key(s) - self._shift_ms(first) - 1 for s in ready if s != first]
+                           + [self._surely_free_until_ms(first)])
+            queue, arrivals = queues[first], self._arrivals[first]
+            batch.append(queue.popleft())
+            arrivals.popleft()
+            while queue and len(batch) < max_records and queue[0].timestamp_ms <= until_ms:
+                batch.append(queue.popleft())
+                arrivals.popleft()
             self._room[first].set()
         held = [s for stream, queue in queues.items() if queue and (s := self._held_s(stream, now))]
         return batch, min(held) if held else None
 
-    def _merge_key(self, stream: str) -> int:
+    def _shift_ms(self, stream: str) -> int:
         following = self._follows.get(stream)
-        return self._queues[stream][0].timestamp_ms + (following.lead_ms if following else 0)
+        return following.lead_ms if following else 0
+
+    def _merge_key(self, stream: str) -> int:
+        return self._queues[stream][0].timestamp_ms + self._shift_ms(stream)
+
+    def _surely_free_until_ms(self, stream: str) -> float:
+        """The newest chunk time at which `stream`'s records are not held
+        back by their partner (see `_held_s`), going by what the partner has
+        brought; beyond it, `_held_s` decides."""
+        following = self._follows.get(stream)
+        if following is not None:
+            return self._newest_ms.get(following.leader, -1) - following.lead_ms
+        follower = self._followed_by.get(stream)
+        if follower is None or self._queues[follower]:
+            return math.inf
+        return self._newest_ms.get(follower, -1) + self._follows[follower].lead_ms
 
     def _held_s(self, stream: str, now: float) -> float | None:
         """How much longer `stream`'s next record is held back, waiting for

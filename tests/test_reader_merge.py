@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from streams.subscription import Record, RecordReader
 
 
@@ -90,3 +93,55 @@ def test_a_timeout_with_only_held_records_returns_nothing() -> None:
     reader = reader_with(Clock(), lead_ms=100)
     reader._arrive(record("t", 0, 1_000))
     assert taken(reader, timeout=0.05) == []
+
+
+chunk_times = st.lists(st.integers(0, 5_000), max_size=40).map(sorted)
+
+
+@given(chunk_times, chunk_times, st.none() | st.integers(0, 1_000), st.integers(1, 50))
+def test_any_arrivals_go_out_in_merge_order_and_never_early(
+    truths: list[int], predictions: list[int], lead_ms: int | None, max_records: int
+) -> None:
+    """Whatever arrives, batches come out oldest first by the merge key
+    (a truth's chunk time shifted by the lead), each stream in offset order,
+    and no truth goes out before a prediction as new as its shifted time."""
+    reader = reader_with(Clock(), lead_ms)
+    for offset, ms in enumerate(truths):
+        reader._arrive(record("t", offset, ms))
+    for offset, ms in enumerate(predictions):
+        reader._arrive(record("p", offset, ms))
+    shift = lead_ms or 0
+    batch = reader._take(max_records)[0]
+    assert len(batch) <= max_records
+    keys = [r.timestamp_ms + (shift if r.stream == "t" else 0) for r in batch]
+    assert keys == sorted(keys)
+    for stream in ("t", "p"):
+        offsets = [r.offset for r in batch if r.stream == stream]
+        assert offsets == list(range(len(offsets)))
+    if lead_ms is not None:
+        newest_prediction = predictions[-1] if predictions else -1
+        assert all(r.timestamp_ms + lead_ms <= newest_prediction for r in batch if r.stream == "t")
+    if lead_ms is None:
+        assert len(batch) == min(max_records, len(truths) + len(predictions))
+
+
+def test_a_run_of_truths_stops_where_the_predictions_end() -> None:
+    clock = Clock()
+    reader = reader_with(clock, lead_ms=500)
+    reader._arrive(record("p", 0, 1_550))
+    clock.now += 0.3
+    assert taken(reader) == [("p", 0)]  # its truth did not come: it went on after a moment
+    for offset, ms in enumerate((1_000, 1_040, 1_050, 1_060)):
+        reader._arrive(record("t", offset, ms))
+    assert taken(reader) == [("t", 0), ("t", 1), ("t", 2)]  # the last waits for its prediction
+
+
+def test_a_run_of_predictions_stops_where_the_truths_end() -> None:
+    clock = Clock()
+    reader = reader_with(clock, lead_ms=500)
+    reader._arrive(record("t", 0, 1_000))
+    reader._arrive(record("p", 0, 1_500))
+    assert taken(reader) == [("t", 0), ("p", 0)]
+    for offset, ms in enumerate((1_500, 1_510, 1_600), 1):
+        reader._arrive(record("p", offset, ms))
+    assert taken(reader) == [("p", 1)]  # the next ones' truths (1,010 and on) are not read yet
