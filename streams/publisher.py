@@ -9,7 +9,7 @@ while several batches are in flight.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import rstream
@@ -48,6 +48,7 @@ class ConfirmedPublisher:
         self._confirm_timeout_s = confirm_timeout_s
         self._next_id = 1
         self._batches: dict[tuple[str, int], _Batch] = {}
+        self._confirm_handlers: dict[str, Callable[[rstream.ConfirmationStatus], None]] = {}
 
     async def publish(self, stream: str, messages: Sequence[Outgoing]) -> None:
         """Send and wait until every message is confirmed (stored) by the broker."""
@@ -73,28 +74,37 @@ class ConfirmedPublisher:
             # send_batch returns.
             self._batches[(stream, message.publishing_id)] = batch
 
-        def on_confirm(status: rstream.ConfirmationStatus) -> None:
-            pending = self._batches.pop((stream, status.message_id), None)
-            if pending is None or pending.done.done():
-                return
-            if not status.is_confirmed:
-                pending.done.set_exception(
-                    BrokerError(f"RabbitMQ refused a message on {stream} (code {status.response_code})")
-                )
-                return
-            pending.remaining -= 1
-            if pending.remaining == 0:
-                pending.done.set_result(None)
-
         try:
             for frame in _frames(messages):
                 await self._producer.send_batch(
-                    stream, frame, publisher_name=self._publisher_name, on_publish_confirm=on_confirm
+                    stream, frame, publisher_name=self._publisher_name,
+                    on_publish_confirm=self._confirm_handler(stream),
                 )
         except BaseException:
             self._forget(stream, messages)
             raise
         return self._confirmed(stream, messages, batch)
+
+    def _confirm_handler(self, stream: str) -> Callable[[rstream.ConfirmationStatus], None]:
+        """One handler per stream: rstream checks every confirm against each
+        handler it was given, so a new one per batch would cost per batch in
+        flight."""
+        handler = self._confirm_handlers.get(stream)
+        if handler is None:
+            def handler(status: rstream.ConfirmationStatus) -> None:
+                pending = self._batches.pop((stream, status.message_id), None)
+                if pending is None or pending.done.done():
+                    return
+                if not status.is_confirmed:
+                    pending.done.set_exception(BrokerError(
+                        f"RabbitMQ refused a message on {stream} (code {status.response_code})"))
+                    return
+                pending.remaining -= 1
+                if pending.remaining == 0:
+                    pending.done.set_result(None)
+
+            self._confirm_handlers[stream] = handler
+        return handler
 
     async def _confirmed(self, stream: str, messages: Sequence[Outgoing], batch: _Batch) -> None:
         lost: asyncio.Future[object] = asyncio.ensure_future(self._watch.lost.wait())
