@@ -28,7 +28,7 @@ from processors.counts import CountsFile
 from processors.intake import Intake
 from processors.join import Half, IdJoin, Pair, Side
 from processors.rates import RateLog
-from processors.runtime import keep_running, release_free_memory
+from processors.runtime import keep_running, release_free_memory, sleep_unless_stopped
 from streams import codec
 from streams.connection import Watch, open_consumer, open_producer
 from streams.publisher import ConfirmedPublisher
@@ -39,6 +39,7 @@ from streams.topology import declare_streams
 # before it is joined anyway (and waits in memory): longer than a model's lag
 # at full speed (1-2 s), far shorter than the join window.
 TRUTH_HOLD_S = 5.0
+READ_BATCH = 1_000
 
 
 class ViewLost(Exception):
@@ -78,10 +79,15 @@ async def run_joined(
     after_batch: Callable[[bool], Awaitable[None]] | None = None,
     checkpoint_every_s: float = 1.0,
     publish_rejects: bool = False,
+    rest_s: float = 0.0,
 ) -> None:
     """Run until `stop`; `after_batch(idle)` runs after every loop turn.
     With `publish_rejects`, unusable messages are copied to the rejected
     stream (one processor per pipeline should, or each reject shows twice).
+    With `rest_s`, a batch that was not full (the processor has caught up)
+    is followed by a rest of that long, so that what comes next is read in
+    one big batch rather than as it trickles in: for a view that is redrawn
+    every few seconds, not one that must be up to the millisecond.
 
     When the broker goes away, everything since the last checkpoint is
     dropped (the view is reopened from it) and reading resumes from there
@@ -144,7 +150,7 @@ async def run_joined(
                 unsaved = False
                 while not stop.is_set():
                     watch.check()
-                    records = await reader.next_batch(timeout=0.2)
+                    records = await reader.next_batch(READ_BATCH, timeout=0.2)
                     pairs = []
                     for record in records:
                         pair = _join_record(record, names.y_true, join, intake)
@@ -170,6 +176,8 @@ async def run_joined(
                     counts.update(totals())
                     if after_batch is not None:
                         await after_batch(not records)
+                    if rest_s and 0 < len(records) < READ_BATCH:
+                        await sleep_unless_stopped(stop, rest_s)
                     if unsaved and time.monotonic() - last_checkpoint >= checkpoint_every_s:
                         await save_checkpoint()
                         release_free_memory()  # what the batches since the last checkpoint freed

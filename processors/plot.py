@@ -91,6 +91,9 @@ async def run_plot(
             histogram = histogram_of(result.pairs)
             await adopt(config, "plot", checkpoint_of(result, limits, histogram.to_state()))
             log.info("rebuilt the histogram from %d rows of history", histogram.count)
-        await run_joined(config, stop, "plot", open_view, limits, log, after_batch)
+        # The PNG is redrawn every few seconds: reading in bursts a quarter of
+        # a second apart costs plot far less CPU than following every event,
+        # CPU the processors on the path to the CSV can use.
+        await run_joined(config, stop, "plot", open_view, limits, log, after_batch, rest_s=0.25)
         if views and views[-1].undrawn:
             await draw()
