@@ -40,6 +40,7 @@ from streams.topology import declare_streams
 # at full speed (1-2 s), far shorter than the join window.
 TRUTH_HOLD_S = 5.0
 READ_BATCH = 1_000
+TRICKLE = 100  # records in a batch: fewer, and a processor with rest_s rests
 
 
 class ViewLost(Exception):
@@ -84,10 +85,11 @@ async def run_joined(
     """Run until `stop`; `after_batch(idle)` runs after every loop turn.
     With `publish_rejects`, unusable messages are copied to the rejected
     stream (one processor per pipeline should, or each reject shows twice).
-    With `rest_s`, a batch that was not full (the processor has caught up)
-    is followed by a rest of that long, so that what comes next is read in
-    one big batch rather than as it trickles in: for a view that is redrawn
-    every few seconds, not one that must be up to the millisecond.
+    With `rest_s`, a batch of a mere trickle of records is followed by a rest
+    of that long, so that what comes next is read in one big batch: for a
+    view that is redrawn every few seconds, not one that must be up to the
+    millisecond. Under load batches are big, there is no rest, and the
+    processor keeps up.
 
     When the broker goes away, everything since the last checkpoint is
     dropped (the view is reopened from it) and reading resumes from there
@@ -176,7 +178,7 @@ async def run_joined(
                     counts.update(totals())
                     if after_batch is not None:
                         await after_batch(not records)
-                    if rest_s and 0 < len(records) < READ_BATCH:
+                    if rest_s and 0 < len(records) < TRICKLE:
                         await sleep_unless_stopped(stop, rest_s)
                     if unsaved and time.monotonic() - last_checkpoint >= checkpoint_every_s:
                         await save_checkpoint()
