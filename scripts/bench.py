@@ -37,6 +37,8 @@ from streams.ids import id_time_ms
 
 NNMON = str(Path(sys.executable).with_name("nnmon"))
 PROCESSORS = ("model", "metric", "plot")
+# What each processor logs once it is connected and at work.
+READY = {"model": r"INFO predicting ", "metric": r"INFO joining ", "plot": r"INFO joining "}
 
 
 class Pipeline:
@@ -55,6 +57,18 @@ class Pipeline:
         process = subprocess.Popen([NNMON, *arguments], env=self.env, stdout=log, stderr=log)
         self.processes.append(process)
         return process
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Wait until every processor started so far logs that it is at work
+        (model's start-up alone, imports and fitting, takes seconds)."""
+        deadline = time.monotonic() + timeout
+        for process in self.processes:
+            name = str(process.args[1])
+            log = self.logs / f"{name}.log"
+            while not re.search(READY[name], log.read_text() if log.exists() else ""):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"nnmon {name} did not start; see {log}")
+                time.sleep(0.05)
 
     def sample_rss(self) -> None:
         for process in self.processes:
@@ -142,7 +156,7 @@ def throughput(logs: Path, events: int) -> tuple[float, float, Pipeline]:
     pipeline = Pipeline(logs)
     for name in PROCESSORS:
         pipeline.start(name)
-    time.sleep(3)  # start-up (imports, connections) is not throughput
+    pipeline.wait_ready()  # start-up (imports, fitting, connections) is not throughput
     broker = broker_pid()
     broker_began = cpu_seconds(broker) if broker else 0.0
     tail = CsvTail(logs / "metric_log.csv")
@@ -162,7 +176,7 @@ def latency(logs: Path, rate: float, seconds: float) -> tuple[float, float]:
     pipeline = Pipeline(logs)
     for name in PROCESSORS:
         pipeline.start(name)
-    time.sleep(3)
+    pipeline.wait_ready()
     tail = CsvTail(logs / "metric_log.csv")
     events = int(rate * seconds)
     pipeline.start("features", "--interval", str(1 / rate), "--count", str(events))
