@@ -188,10 +188,10 @@ class RecordReader:
             first = min(ready, key=self._merge_key)
             # Take a run from `first`, up to (not including: ties go to the
             # `min` above) the next stream's head, and while its partner has
-            # surely brought what goes with it: one choice per run, not per
-            # record (measured as 9% of metric's time).
+            # brought what goes with it: one choice per run, not per record
+            # (measured as 9% of metric's time).
             until_ms = min([self._merge_key(s) - self._shift_ms(first) - 1 for s in ready if s != first]
-                           + [self._surely_free_until_ms(first)])
+                           + [self._free_until_ms(first)])
             queue, arrivals = queues[first], self._arrivals[first]
             batch.append(queue.popleft())
             arrivals.popleft()
@@ -209,43 +209,37 @@ class RecordReader:
     def _merge_key(self, stream: str) -> int:
         return self._queues[stream][0].timestamp_ms + self._shift_ms(stream)
 
-    def _surely_free_until_ms(self, stream: str) -> float:
+    def _free_until_ms(self, stream: str) -> float:
         """The newest chunk time at which `stream`'s records are not held
-        back by their partner (see `_held_s`), going by what the partner has
-        brought; beyond it, `_held_s` decides."""
+        back, going by what their partner stream has brought (see `_held_s`).
+
+        A follower's record waits for the leader to bring one `lead_ms`
+        newer; a leader's, when the follower queue is empty, for the follower
+        to bring one `lead_ms` older. Otherwise nothing waits."""
         following = self._follows.get(stream)
         if following is not None:
             return self._newest_ms.get(following.leader, -1) - following.lead_ms
         follower = self._followed_by.get(stream)
         if follower is None or self._queues[follower]:
-            return math.inf
+            return math.inf  # not a leader, or the merge puts its records in order
         return self._newest_ms.get(follower, -1) + self._follows[follower].lead_ms
 
     def _held_s(self, stream: str, now: float) -> float | None:
         """How much longer `stream`'s next record is held back, waiting for
         its partner stream to deliver what goes with it; None if it is not.
 
-        A follower waits for the leader to bring a record `lead_ms` newer, up
-        to `hold_s`; a leader with an empty follower queue waits for the
-        follower to bring one `lead_ms` older, up to LEADER_HOLD_S (the gap
-        between two chunks while catching up; a stream that has ended must
-        not delay the other long). The limits run from the record's arrival
-        here, not from its chunk time: while catching up on a backlog every
-        record is old, and still its partner is just behind it."""
-        head = self._queues[stream][0]
+        A follower waits up to `hold_s`; a leader up to LEADER_HOLD_S (the
+        gap between two chunks while catching up; a stream that has ended
+        must not delay the other long). The limits run from the record's
+        arrival here, not from its chunk time: while catching up on a backlog
+        every record is old, and still its partner is just behind it."""
+        if self._queues[stream][0].timestamp_ms <= self._free_until_ms(stream):
+            return None
         following = self._follows.get(stream)
         if following is not None:
-            partner, partner_ms = following.leader, head.timestamp_ms + following.lead_ms
             limit_s = following.hold_s
         else:
-            follower = self._followed_by.get(stream)
-            if follower is None or self._queues[follower]:
-                return None  # not a leader, or the merge puts its records in order
-            partner, following = follower, self._follows[follower]
-            partner_ms = head.timestamp_ms - following.lead_ms
-            limit_s = min(following.hold_s, LEADER_HOLD_S)
-        if self._newest_ms.get(partner, -1) >= partner_ms:
-            return None
+            limit_s = min(self._follows[self._followed_by[stream]].hold_s, LEADER_HOLD_S)
         waited = now - self._arrivals[stream][0]
         return None if waited >= limit_s else limit_s - waited
 
