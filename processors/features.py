@@ -27,7 +27,7 @@ from processors.runtime import keep_running, sleep_unless_stopped
 from streams import codec
 from streams.connection import Watch, open_producer
 from streams.ids import IdGenerator
-from streams.publisher import ConfirmedPublisher
+from streams.publisher import ConfirmedPublisher, abandon
 from streams.topology import declare_streams
 
 log = logging.getLogger("nnmon.features")
@@ -176,8 +176,7 @@ async def _publish(
             while in_flight:
                 await settle_oldest()
         finally:
-            for future in in_flight:
-                future.cancel()
+            await abandon(in_flight)
 
 
 def numbered(messages: list[RawMessage], first_id: int) -> list[RawMessage]:

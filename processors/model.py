@@ -33,7 +33,7 @@ from processors.runtime import UsageError, keep_running
 from streams import codec
 from streams.connection import Watch, open_consumer, open_producer
 from streams.ids import IdGenerator
-from streams.publisher import ConfirmedPublisher
+from streams.publisher import ConfirmedPublisher, abandon
 from streams.subscription import Record, RecordReader, after, last_position, stored_offset
 from streams.topology import declare_streams
 
@@ -163,8 +163,7 @@ async def _predict(
             while in_flight:
                 await settle_oldest()
         finally:
-            for confirmed, _ in in_flight:
-                confirmed.cancel()
+            await abandon(confirmed for confirmed, _ in in_flight)
 
 
 def _predictions(

@@ -9,8 +9,9 @@ while several batches are in flight.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import rstream
 
@@ -19,10 +20,21 @@ from streams.connection import BrokerError, Watch
 Outgoing = rstream.RawMessage | rstream.AMQPMessage
 
 
+def _confirms_future() -> asyncio.Future[None]:
+    """A batch's confirms. A processor that stops (or loses the broker) with
+    batches in flight abandons them, and their waiter may be cancelled
+    before it ever looked; rstream then fails the batch as the connection
+    closes. That refusal has no one left to tell: it is not an error to log
+    as "never retrieved"."""
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    future.add_done_callback(lambda done: done.cancelled() or done.exception())
+    return future
+
+
 @dataclass
 class _Batch:
     remaining: int
-    done: asyncio.Future[None] = field(default_factory=asyncio.Future)
+    done: asyncio.Future[None] = field(default_factory=_confirms_future)
 
 
 class ConfirmedPublisher:
@@ -123,6 +135,16 @@ class ConfirmedPublisher:
     def _forget(self, stream: str, messages: Sequence[Outgoing]) -> None:
         for message in messages:
             self._batches.pop((stream, message.publishing_id), None)  # type: ignore[arg-type]
+
+
+async def abandon(confirms: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel the waits for confirms still in flight, and let them finish:
+    a cancelled `asyncio.gather` left alone is logged as an exception never
+    retrieved."""
+    waits = list(confirms)
+    for wait in waits:
+        wait.cancel()
+    await asyncio.gather(*waits, return_exceptions=True)
 
 
 async def _nothing() -> None:

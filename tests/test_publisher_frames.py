@@ -1,10 +1,15 @@
-"""Splitting a publish into frames that fit the broker's frame size (pure)."""
+"""Splitting a publish into frames that fit the broker's frame size, and
+abandoning confirms in flight (pure)."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
+
 from rstream import AMQPMessage
 
-from streams.publisher import FRAME_BYTES, FRAME_MESSAGES, _frames
+from streams.connection import BrokerError
+from streams.publisher import FRAME_BYTES, FRAME_MESSAGES, _Batch, _frames, abandon
 
 
 def messages(sizes: list[int]) -> list[AMQPMessage]:
@@ -26,3 +31,23 @@ def test_a_message_larger_than_a_frame_goes_alone() -> None:
 
 def test_no_messages_no_frames() -> None:
     assert list(_frames([])) == []
+
+
+def test_abandoned_confirms_leave_no_error_behind() -> None:
+    """A processor stopping with batches in flight cancels the waits (a
+    gather each), and as the connection closes rstream fails the batches
+    nobody waits for any more: neither is an exception never retrieved."""
+
+    async def scenario() -> list[str]:
+        unretrieved: list[str] = []
+        asyncio.get_running_loop().set_exception_handler(
+            lambda _, context: unretrieved.append(context["message"]))
+        waiting = asyncio.gather(asyncio.sleep(10))
+        batch = _Batch(remaining=1)
+        await abandon([waiting])
+        batch.done.set_exception(BrokerError("refused: the connection closed"))
+        del waiting, batch
+        gc.collect()
+        return unretrieved
+
+    assert asyncio.run(scenario()) == []
