@@ -25,7 +25,7 @@ class Side(str, Enum):
         return Side.PREDICTION if self is Side.TRUTH else Side.TRUTH
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: built per message (see codec.FeaturesEvent)
 class Half:
     """One side of a join: a value, where it was read, and when the broker
     stored it (ms since the Unix epoch)."""
@@ -35,7 +35,7 @@ class Half:
     event_ms: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Pair:
     """An id with both sides."""
 

@@ -28,7 +28,10 @@ _ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 CONTENT_TYPE = "application/json"
 
 
-@dataclass(frozen=True)
+# Events (like Record, Half and Pair) are built for every message read:
+# slotted and not frozen, since a frozen dataclass sets each field through
+# object.__setattr__, three times the cost (measured as 11% of replay).
+@dataclass(slots=True)
 class FeaturesEvent:
     """One model input. `row` is the index of the row in the data set."""
 
@@ -38,7 +41,7 @@ class FeaturesEvent:
     created_ms: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TruthEvent:
     """The true target of the features event with the same id."""
 
@@ -47,7 +50,7 @@ class TruthEvent:
     created_ms: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class PredictionEvent:
     """A model's prediction for the features event `features_id`."""
 

@@ -20,7 +20,7 @@ import rstream
 from rstream import ConsumerOffsetSpecification, OffsetType
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: built per message (see codec.FeaturesEvent)
 class Record:
     """One message as read: its stream, offset, chunk time (ms) and bytes."""
 
