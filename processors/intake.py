@@ -8,13 +8,15 @@ the reason and its source stream and offset.
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from processors.join import Expired, Side
-from streams import codec
+from streams import chunks, codec
+from streams.chunks import Chunk
 from streams.publisher import ConfirmedPublisher
 from streams.subscription import Record
 
@@ -41,6 +43,22 @@ class Intake:
             self.reject(record, f"a {type(event).__name__} does not belong on {record.stream}")
             return None
         return event
+
+    def decode_chunk(
+        self, chunk: Chunk, read: Callable[[Chunk], list[E] | None], expected: type[E]
+    ) -> Iterable[tuple[int, E]]:
+        """The chunk's events with their offsets: read all at once by `read`
+        (see `streams.chunks`) when it can, else message by message, with
+        what does not decode reported."""
+        events = read(chunk)
+        if events is not None:
+            return zip(itertools.count(chunk.first_offset + chunk.skip), events)
+        decoded = []
+        for offset, data in chunks.messages(chunk):
+            event = self.decode(Record(chunk.stream, offset, chunk.timestamp_ms, data), expected)
+            if event is not None:
+                decoded.append((offset, event))
+        return decoded
 
     def reject(self, record: Record, reason: str) -> None:
         self.rejected += 1

@@ -1,0 +1,159 @@
+"""streams.chunks: a chunk's messages, and its events read all at once,
+against decoding message by message (`codec.decode`)."""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import Callable, Sequence
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from rstream import AMQPMessage, Properties
+
+from processors.intake import Intake
+from streams import chunks, codec
+
+event_ids = st.text("abcdefXYZ0123456789._:-", min_size=1, max_size=128)
+values = st.floats(allow_nan=False, allow_infinity=False)
+created = st.integers(0, 2**62)
+truths = st.builds(codec.TruthEvent, event_ids, values, created)
+predictions = st.builds(codec.PredictionEvent, event_ids, event_ids, values,
+                        st.text(max_size=20) | st.sampled_from(["linear-1", "v 2", ""]), created)
+
+
+def entry(message: bytes) -> bytes:
+    return struct.pack(">I", len(message)) + message
+
+
+def chunk_of(messages: Sequence[bytes], skip: int = 0, first_offset: int = 100) -> chunks.Chunk:
+    return chunks.Chunk("s", first_offset, 1_700_000_000_000, len(messages), len(messages),
+                        b"".join(entry(m) for m in messages), skip)
+
+
+def one_by_one(chunk: chunks.Chunk) -> list[codec.Event]:
+    return [codec.decode(message) for _, message in chunks.messages(chunk)]
+
+
+@given(st.lists(truths, min_size=1, max_size=30), st.data())
+def test_truths_read_at_once_are_what_decoding_one_by_one_gives(
+    events: list[codec.TruthEvent], data: st.DataObject
+) -> None:
+    chunk = chunk_of([codec.encode(e).data for e in events], skip=data.draw(st.integers(0, len(events))))
+    assert chunks.read_truths(chunk) == one_by_one(chunk) == events[chunk.skip:]
+
+
+@given(st.lists(predictions, min_size=1, max_size=30), st.data())
+def test_predictions_read_at_once_are_what_decoding_one_by_one_gives(
+    events: list[codec.PredictionEvent], data: st.DataObject
+) -> None:
+    chunk = chunk_of([codec.encode(e).data for e in events], skip=data.draw(st.integers(0, len(events))))
+    fast = chunks.read_predictions(chunk)
+    assert one_by_one(chunk) == events[chunk.skip:]
+    # Only a model version that JSON writes as it is (printable ASCII, no
+    # quote or backslash) is left to decoding one by one.
+    plain = all(e.model_version.isascii() and e.model_version.isprintable()
+                and not set(e.model_version) & {'"', "\\"} for e in events)
+    assert fast == (events[chunk.skip:] if plain else None)
+
+
+def test_the_offsets_of_messages_count_from_the_chunk_and_skip() -> None:
+    chunk = chunk_of([b"a", b"bc", b"", b"def"], skip=1, first_offset=7)
+    assert list(chunks.messages(chunk)) == [(8, b"bc"), (9, b""), (10, b"def")]
+    assert chunk.last_offset == 10
+
+
+def foreign_truth() -> bytes:
+    """A y_true as another client may write it: same fields, rstream's
+    encoder, an integer target and a header section."""
+    return bytes(AMQPMessage(
+        body=b'{"id":"x1","y_true":96}',
+        properties=Properties(message_id="x1", content_type="application/json", creation_time=5),
+        application_properties={"event_type": "y_true", "schema_version": 1},
+    ))
+
+
+@pytest.mark.parametrize("odd_one", [
+    foreign_truth(),
+    codec.encode(codec.TruthEvent("x1", 96.0, 5)).data.replace(b"96.0", b"96"),  # an integer
+    codec.encode(codec.TruthEvent("x1", 96.0, 5)).data.replace(b'"x1"', b'"x2"'),  # ids that differ
+    codec.encode(codec.TruthEvent("x1", 960.0, 5)).data.replace(b"960.0", b"9e999"),  # not finite
+    codec.encode(codec.PredictionEvent("p", "x1", 96.0, "v", 5)).data,
+    b"not an event",
+])
+def test_a_chunk_with_any_other_message_is_left_to_decoding_one_by_one(odd_one: bytes) -> None:
+    ours = [codec.encode(codec.TruthEvent(f"t{i}", 1.5, 5)).data for i in range(3)]
+    chunk = chunk_of([*ours[:2], odd_one, ours[2]])
+    assert chunks.read_truths(chunk) is None
+    assert chunks.read_truths(chunk_of([*ours[:2], ours[2]])) is not None
+
+
+def test_bytes_after_the_last_entry_are_not_left_unread() -> None:
+    chunk = chunk_of([codec.encode(codec.TruthEvent(f"t{i}", 1.5, 5)).data for i in range(2)])
+    assert chunks.read_truths(chunk) is not None
+    chunk.data += b"\x00"
+    assert chunks.read_truths(chunk) is None
+
+
+@pytest.mark.parametrize("read, event", [
+    (chunks.read_truths, codec.TruthEvent("abc", 151.25, 5)),
+    (chunks.read_predictions, codec.PredictionEvent("abc", "def", 7e-05, "linear-1", 5)),
+])
+def test_every_byte_changed_is_declined_or_read_as_one_by_one(
+    read: Callable[[chunks.Chunk], list[codec.Event] | None], event: codec.Event
+) -> None:
+    """Every byte of a chunk of two events, changed to each of a few values:
+    the chunk is declined, or read exactly as decoding one by one reads it."""
+    good = chunk_of([codec.encode(event).data] * 2)
+    assert read(good) == [event, event]
+    declined = 0
+    for at in range(len(good.data)):
+        for byte in {good.data[at] + 1, good.data[at] - 1, 0x00, 0x30, 0x40, 0xFF} - {good.data[at], -1, 256}:
+            damaged = chunk_of([], first_offset=good.first_offset)
+            damaged.entries = damaged.records = 2
+            damaged.data = good.data[:at] + bytes((byte,)) + good.data[at + 1:]
+            fast = read(damaged)
+            if fast is None:
+                declined += 1
+            else:
+                assert fast == one_by_one(damaged)
+    assert declined > 4 * len(good.data)
+
+
+@given(st.lists(truths, min_size=1, max_size=5), st.data())
+def test_a_damaged_chunk_is_declined_or_read_as_one_by_one(
+    events: list[codec.TruthEvent], data: st.DataObject
+) -> None:
+    """A byte changed, inserted or removed anywhere, or an entry count that
+    is off: declined, or read exactly as one by one."""
+    chunk = chunk_of([codec.encode(e).data for e in events])
+    damaged = bytearray(chunk.data)
+    at = data.draw(st.integers(0, len(damaged) - 1))
+    damage = data.draw(st.sampled_from(["change", "insert", "remove", "count"]))
+    if damage == "remove":
+        del damaged[at]
+    elif damage == "count":
+        chunk.entries = chunk.records = chunk.entries + data.draw(st.sampled_from([-1, 1]))
+    else:
+        byte = data.draw(st.integers(0, 255))
+        if damage == "change":
+            damaged[at] = byte
+        else:
+            damaged.insert(at, byte)
+    chunk.data = bytes(damaged)
+    fast = chunks.read_truths(chunk)
+    if fast is not None:
+        assert fast == one_by_one(chunk)
+    if damage in ("insert", "remove", "count"):
+        assert fast is None  # sizes no longer add up
+
+
+def test_a_malformed_message_in_a_chunk_is_rejected_and_the_rest_read() -> None:
+    intake = Intake(logging.getLogger("test"), "test", keep_rejects=True)
+    good = [codec.TruthEvent(f"t{i}", 1.5, 5) for i in range(2)]
+    chunk = chunk_of([codec.encode(good[0]).data, b"garbage", codec.encode(good[1]).data])
+    read = list(intake.decode_chunk(chunk, chunks.read_truths, codec.TruthEvent))
+    assert read == [(100, good[0]), (102, good[1])]
+    assert intake.rejected == 1
+    assert intake._unpublished[0].source_offset == 101 and intake._unpublished[0].original == b"garbage"
