@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -33,9 +32,11 @@ from processors.join import Half, IdJoin, Pair, Side
 from processors.joined import JoinLimits
 from processors.lock import view_lock
 from processors.runtime import UsageError, without_cycle_collection
-from streams import codec
+from streams import chunks, codec
+from streams.chunks import Chunk
 from streams.connection import BrokerError, Watch, open_consumer
-from streams.subscription import Position, Record, last_position, position_at, unsubscribe_quietly
+from streams.consumer import Consumer
+from streams.subscription import Position, last_position, position_at, unsubscribe_quietly
 
 log = logging.getLogger("nnmon.replay")
 
@@ -56,7 +57,6 @@ class ReplayResult:
     # Predictions read for y_true not (yet) replayed: they wait in the join
     # of a processor that carries on from the replay's end.
     waiting_predictions: dict[str, Half] = field(default_factory=dict)
-    seconds: float = 0.0
     newest_ms: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -70,7 +70,6 @@ async def replay(
     to_offset: int | None = None,
     progress: Progress | None = None,
 ) -> ReplayResult:
-    began = time.monotonic()
     names = config.names
     watch = Watch()
     async with open_consumer(config.broker, config.connection_name("replay"), watch) as consumer:
@@ -97,7 +96,6 @@ async def replay(
             with without_cycle_collection():
                 result = await _replay_range(consumer, watch, config, first, limit, pred_end, progress)
     result.notes = notes + result.notes
-    result.seconds = time.monotonic() - began
     return result
 
 
@@ -131,7 +129,7 @@ def _check_range(
 
 
 async def _replay_range(
-    consumer: rstream.Consumer,
+    consumer: Consumer,
     watch: Watch,
     config: PipelineConfig,
     first: Position | None,
@@ -146,23 +144,25 @@ async def _replay_range(
     intake = Intake(log, "replay", keep_rejects=False)
     truths: dict[str, Half] = {}
     predictions: dict[str, Half] = {}  # by features id
+    pred_limit = -1 if pred_end is None else pred_end.offset
 
-    def on_truth(record: Record) -> None:
-        truth = intake.decode(record, codec.TruthEvent)
-        if truth is not None:
-            truths.setdefault(truth.id, Half(truth.y_true, record.offset, record.timestamp_ms))
+    def on_truths(chunk: Chunk) -> None:
+        for offset, truth in intake.decode_chunk(chunk, chunks.read_truths, codec.TruthEvent):
+            if offset <= limit:
+                truths.setdefault(truth.id, Half(truth.y_true, offset, chunk.timestamp_ms))
         if progress is not None:
-            progress(record.offset - first.offset + 1, limit - first.offset + 1)
+            progress(min(chunk.last_offset, limit) - first.offset + 1,
+                     limit - first.offset + 1)
 
-    def on_prediction(record: Record) -> None:
-        prediction = intake.decode(record, codec.PredictionEvent)
-        if prediction is not None:
-            predictions.setdefault(prediction.features_id,
-                                   Half(prediction.y_pred, record.offset, record.timestamp_ms))
+    def on_predictions(chunk: Chunk) -> None:
+        for offset, prediction in intake.decode_chunk(chunk, chunks.read_predictions, codec.PredictionEvent):
+            if offset <= pred_limit:
+                predictions.setdefault(prediction.features_id,
+                                       Half(prediction.y_pred, offset, chunk.timestamp_ms))
 
     # Both streams are read side by side: predictions are kept whole and
     # matched once every truth is read.
-    reads = [_read(consumer, watch, names.y_true, first.offset, limit, on_truth)]
+    reads = [_read(consumer, watch, names.y_true, first.offset, limit, on_truths)]
     if pred_end is not None:
         since = first.timestamp_ms - PREDICTION_LOOKBACK_MS
         pred_begin = await position_at(consumer, names.y_pred, ConsumerOffsetSpecification(
@@ -171,7 +171,7 @@ async def _replay_range(
             raise BrokerError(f"RabbitMQ did not say in time where to start reading {names.y_pred}")
         if pred_begin is not None and pred_begin.offset <= pred_end.offset:
             reads.append(_read(consumer, watch, names.y_pred, pred_begin.offset, pred_end.offset,
-                               on_prediction))
+                               on_predictions))
     await asyncio.gather(*reads)
     log.info("read %d y_true from offset %d to %d", len(truths), first.offset, limit)
 
@@ -187,24 +187,23 @@ async def _replay_range(
 
 
 async def _read(
-    consumer: rstream.Consumer, watch: Watch, stream: str, begin: int, end: int,
-    handle: Callable[[Record], None],
+    consumer: Consumer, watch: Watch, stream: str, begin: int, end: int,
+    handle: Callable[[Chunk], None],
 ) -> None:
-    """Feed `handle` every message from offset `begin` to `end`, inclusive;
-    both must be offsets the stream holds. Raises if the connection goes."""
+    """Feed `handle` the chunks that hold offsets `begin` to `end` (whole:
+    it leaves out what lies after `end`); both must be offsets the stream
+    holds. Raises if the connection goes."""
     reached = asyncio.Event()
 
-    def on_message(data: bytes, context: rstream.MessageContext) -> None:
+    def on_chunk(chunk: Chunk) -> None:
         if reached.is_set():
             return
-        if context.offset <= end:
-            handle(Record(stream, context.offset, context.timestamp, data))
-        if context.offset >= end:
+        handle(chunk)
+        if chunk.last_offset >= end:
             reached.set()
 
     start = ConsumerOffsetSpecification(OffsetType.OFFSET, begin)
-    subscription = await consumer.subscribe(stream, on_message, offset_specification=start,
-                                            initial_credit=50)
+    subscription = await consumer.subscribe_chunks(stream, on_chunk, start, initial_credit=50)
     lost = asyncio.ensure_future(watch.lost.wait())
     done = asyncio.ensure_future(reached.wait())
     try:

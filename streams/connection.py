@@ -15,6 +15,7 @@ import rstream
 import rstream.exceptions
 from rstream.recovery import BackOffRecoveryStrategy
 
+from streams.consumer import Consumer
 from streams.settings import BrokerSettings
 
 
@@ -75,8 +76,8 @@ def open_producer(
 
 def open_consumer(
     settings: BrokerSettings, connection_name: str, watch: Watch | None = None
-) -> rstream.Consumer:
-    return rstream.Consumer(settings.host, settings.port, **_options(settings, connection_name, watch))
+) -> Consumer:
+    return Consumer(settings.host, settings.port, **_options(settings, connection_name, watch))
 
 
 def _options(settings: BrokerSettings, connection_name: str, watch: Watch | None) -> dict[str, Any]:

@@ -1,0 +1,133 @@
+"""streams.consumer against the real broker: whole-chunk subscriptions, and
+connections kept between subscriptions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+from rstream import ConsumerOffsetSpecification, OffsetType
+
+from processors.config import PipelineConfig
+from processors.intake import Intake
+from streams import chunks, codec
+from streams.chunks import Chunk
+from streams.connection import open_consumer, open_producer
+from streams.consumer import Consumer
+from streams.publisher import ConfirmedPublisher
+from streams.subscription import last_position, position_at
+from streams.topology import declare_streams
+
+FIRST = ConsumerOffsetSpecification(OffsetType.FIRST)
+
+
+async def read_chunks(consumer: Consumer, stream: str, start: ConsumerOffsetSpecification,
+                      last: int) -> list[Chunk]:
+    """The chunks from `start` up to the one that holds offset `last`."""
+    got: list[Chunk] = []
+    done = asyncio.Event()
+
+    def on_chunk(chunk: Chunk) -> None:
+        got.append(chunk)
+        if chunk.last_offset >= last:
+            done.set()
+
+    subscription = await consumer.subscribe_chunks(stream, on_chunk, start)
+    await asyncio.wait_for(done.wait(), 20)
+    await consumer.unsubscribe(subscription)
+    return got
+
+
+def decoded(got: list[Chunk]) -> list[tuple[int, codec.TruthEvent]]:
+    intake = Intake(logging.getLogger("test"), "test", keep_rejects=False)
+    return [pair for c in got for pair in intake.decode_chunk(c, chunks.read_truths, codec.TruthEvent)]
+
+
+def truths(count: int) -> list[codec.TruthEvent]:
+    return [codec.TruthEvent(f"t{i}", i + 0.5, 1_700_000_000_000 + i) for i in range(count)]
+
+
+def test_a_chunk_subscription_at_an_offset_gets_each_event_from_there_once(config: PipelineConfig) -> None:
+    """Three publishes, so chunks begin before the offset subscribed at."""
+    events = truths(30)
+    stream = config.names.y_true
+
+    async def scenario() -> list[tuple[int, codec.TruthEvent]]:
+        async with open_consumer(config.broker, "nnmon-tests") as consumer, \
+                open_producer(config.broker, "nnmon-tests") as producer:
+            await declare_streams(consumer, config.names.all(), config.retention)
+            publisher = ConfirmedPublisher(producer)
+            for part in range(3):
+                await publisher.publish(stream, [codec.encode(e) for e in events[part * 10:part * 10 + 10]])
+            got = await read_chunks(consumer, stream, ConsumerOffsetSpecification(OffsetType.OFFSET, 15), 29)
+            assert all(chunks.read_truths(c) is not None for c in got)  # the fast path read them
+            return decoded(got)
+
+    assert asyncio.run(scenario()) == list(zip(range(15, 30), events[15:]))
+
+
+def test_a_sub_entry_batch_is_read_message_by_message(config: PipelineConfig) -> None:
+    """Another client may batch several messages in one entry; they get an
+    offset each, and decode one by one."""
+    events = truths(5)
+    stream = config.names.y_true
+
+    async def scenario() -> tuple[list[Chunk], list[tuple[int, codec.TruthEvent]]]:
+        async with open_consumer(config.broker, "nnmon-tests") as consumer, \
+                open_producer(config.broker, "nnmon-tests") as producer:
+            await declare_streams(consumer, config.names.all(), config.retention)
+            await producer.send_sub_entry(stream, [codec.encode(e) for e in events])
+            got = await read_chunks(consumer, stream, FIRST, 4)
+            return got, decoded(got)
+
+    got, read = asyncio.run(scenario())
+    assert (got[0].entries, got[0].records) == (1, 5)
+    assert chunks.read_truths(got[0]) is None
+    assert read == list(zip(range(5), events))
+
+
+def broker_connections(port: int) -> int:
+    """This process's established TCP connections to `port` on the broker."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+            if remote_port == port and fields[3] == "01" and fields[9] in inodes:
+                count += 1
+    return count
+
+
+def test_probes_share_one_connection_and_close_leaves_none(config: PipelineConfig) -> None:
+    stream = config.names.y_true
+    port = config.broker.port
+
+    async def scenario() -> list[int]:
+        seen = [broker_connections(port)]
+        async with open_consumer(config.broker, "nnmon-tests") as consumer, \
+                open_producer(config.broker, "nnmon-tests") as producer:
+            await declare_streams(consumer, config.names.all(), config.retention)
+            await ConfirmedPublisher(producer).publish(stream, [codec.encode(e) for e in truths(3)])
+            await producer.close()
+            for _ in range(3):
+                assert (await last_position(consumer, stream)).offset == 2  # type: ignore[union-attr]
+                assert (await position_at(consumer, stream, FIRST)).offset == 0  # type: ignore[union-attr]
+                seen.append(broker_connections(port))
+        seen.append(broker_connections(port))
+        return seen
+
+    before, *probing, after = asyncio.run(scenario())
+    # The locator connection and one for the subscriptions, which stays
+    # open from one probe to the next, and is closed with the consumer.
+    assert probing == [before + 2] * 3
+    assert after == before
