@@ -34,11 +34,13 @@ class Intake:
     def decode(self, record: Record, *expected: type[E]) -> E | None:
         """The record's event if it decodes to one of the `expected` types;
         otherwise None, after reporting it."""
-        try:
-            event = codec.decode(record.data)
-        except codec.MalformedEvent as error:
-            self.reject(record, str(error))
-            return None
+        event = record.event
+        if event is None:
+            try:
+                event = codec.decode(record.data)
+            except codec.MalformedEvent as error:
+                self.reject(record, str(error))
+                return None
         if not isinstance(event, expected):
             self.reject(record, f"a {type(event).__name__} does not belong on {record.stream}")
             return None

@@ -29,7 +29,7 @@ from processors.intake import Intake
 from processors.join import Half, IdJoin, Pair, Side
 from processors.rates import RateLog
 from processors.runtime import keep_running, release_free_memory, sleep_unless_stopped
-from streams import codec
+from streams import chunks, codec
 from streams.connection import Watch, open_consumer, open_producer
 from streams.publisher import ConfirmedPublisher
 from streams.subscription import Record, RecordReader, after, last_position
@@ -121,8 +121,8 @@ async def run_joined(
                                 "created again?): rebuilding the view from the start of the streams")
                     view.close()
                     join, offsets, view = _restore(None, streams, open_view, limits, log)
-                for stream in streams:
-                    await reader.subscribe(stream, after(offsets[stream]), name)
+                for stream, read in zip(streams, (chunks.read_truths, chunks.read_predictions)):
+                    await reader.subscribe(stream, after(offsets[stream]), name, read)
                 # Truth is published a moment before its prediction: let it
                 # wait on the broker, not in the join's memory.
                 reader.follow(names.y_true, names.y_pred, TRUTH_HOLD_S)

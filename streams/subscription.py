@@ -1,10 +1,12 @@
-"""Reading streams as batches of raw records, resuming after stored offsets.
+"""Reading streams as batches of records, resuming after stored offsets.
 
-rstream calls a callback per message, and an exception in it silently skips
-the rest of the chunk. Here the callback only queues the raw bytes; decoding
-happens in the processor, where a bad message is caught and reported. The
-bounded queue is the back-pressure: when a processor falls behind, the
-callback waits, and rstream stops granting the broker credit.
+An exception in an rstream callback silently skips the rest of the chunk.
+Here the callback only queues the chunk's records: the raw bytes, and the
+events when the whole chunk reads at once (`streams.chunks`, which cannot
+fail); anything else is decoded in the processor, where a bad message is
+caught and reported. The bounded queue is the back-pressure: when a
+processor falls behind, the callback waits, and no more credit goes to the
+broker.
 """
 
 from __future__ import annotations
@@ -13,21 +15,27 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import rstream
 from rstream import ConsumerOffsetSpecification, OffsetType
 
+from streams import chunks, codec
+from streams.chunks import Chunk
+from streams.consumer import Consumer
+
 
 @dataclass(slots=True)  # not frozen: built per message (see codec.FeaturesEvent)
 class Record:
-    """One message as read: its stream, offset, chunk time (ms) and bytes."""
+    """One message as read: its stream, offset, chunk time (ms) and bytes,
+    and its event when it was read with its whole chunk (see `chunks`)."""
 
     stream: str
     offset: int
     timestamp_ms: int
     data: bytes
+    event: codec.Event | None = None
 
 
 def after(offset: int | None) -> ConsumerOffsetSpecification:
@@ -66,13 +74,13 @@ class RecordReader:
     """
 
     def __init__(
-        self, open_consumer: Callable[[], rstream.Consumer], max_queued: int = 2_000,
+        self, open_consumer: Callable[[], Consumer], max_queued: int = 2_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._open_consumer = open_consumer
         self._max_queued = max_queued  # per stream
         self._clock = clock  # how long a held-back record has waited since it arrived
-        self._consumers: list[rstream.Consumer] = []
+        self._consumers: list[Consumer] = []
         self._queues: dict[str, deque[Record]] = {}
         self._arrivals: dict[str, deque[float]] = {}  # when each queued record arrived (clock)
         self._room: dict[str, asyncio.Event] = {}
@@ -109,26 +117,34 @@ class RecordReader:
             await close_quietly(consumer)
 
     async def subscribe(
-        self, stream: str, start: ConsumerOffsetSpecification, name: str | None = None
+        self, stream: str, start: ConsumerOffsetSpecification, name: str | None = None,
+        read: Callable[[Chunk], Sequence[codec.Event] | None] | None = None,
     ) -> None:
         """Read `stream` from `start`; `name` (the name offsets are stored
-        under) shows as the consumer's reference in the management UI."""
+        under) shows as the consumer's reference in the management UI.
+        `read` reads a chunk's events at once (see `chunks`), when it can:
+        their records come with the event."""
         self._add_queue(stream)
         queue, room = self._queues[stream], self._room[stream]
 
-        async def arrive_when_room(record: Record) -> None:
+        async def arrive_when_room(records: list[Record]) -> None:
             while len(queue) >= self._max_queued:
                 room.clear()
                 await room.wait()
-            self._arrive(record)
+            self._arrive(records)
 
-        def on_message(data: bytes, context: rstream.MessageContext) -> Awaitable[None] | None:
-            # rstream awaits what the callback returns, if anything: only a
-            # full queue costs a coroutine, not every message.
-            record = Record(stream, context.offset, context.timestamp, data)
+        def on_chunk(chunk: Chunk) -> Awaitable[None] | None:
+            records = [Record(stream, offset, chunk.timestamp_ms, data)
+                       for offset, data in chunks.messages(chunk)]
+            events = None if read is None else read(chunk)
+            if events is not None:
+                for record, event in zip(records, events):
+                    record.event = event
+            # The consumer awaits what this returns, if anything: only a
+            # full queue costs a coroutine.
             if len(queue) >= self._max_queued:
-                return arrive_when_room(record)
-            self._arrive(record)
+                return arrive_when_room(records)
+            self._arrive(records)
             return None
 
         consumer = self._open_consumer()
@@ -138,17 +154,21 @@ class RecordReader:
         # processor works on the current batch.
         # rstream keeps `subscriber_name` to itself; the management UI shows
         # a subscription's `name` property.
-        await consumer.subscribe(stream, on_message, offset_specification=start, initial_credit=10,
-                                 subscriber_name=name, properties=None if name is None else {"name": name})
+        await consumer.subscribe_chunks(stream, on_chunk, start, initial_credit=10, subscriber_name=name,
+                                        properties=None if name is None else {"name": name})
 
     def _add_queue(self, stream: str) -> None:
         self._queues[stream], self._arrivals[stream], self._room[stream] = deque(), deque(), asyncio.Event()
 
-    def _arrive(self, record: Record) -> None:
-        """Queue a record as read (the merge itself is tested through this)."""
-        self._queues[record.stream].append(record)
-        self._arrivals[record.stream].append(self._clock())
-        self._newest_ms[record.stream] = record.timestamp_ms
+    def _arrive(self, records: list[Record]) -> None:
+        """Queue records of one stream as read (the merge itself is tested
+        through this)."""
+        if not records:
+            return
+        stream = records[0].stream
+        self._queues[stream].extend(records)
+        self._arrivals[stream].extend([self._clock()] * len(records))
+        self._newest_ms[stream] = records[-1].timestamp_ms
         self._arrived.set()
 
     async def next_batch(self, max_records: int = 1_000, timeout: float | None = None) -> list[Record]:

@@ -41,25 +41,25 @@ def taken(reader: RecordReader, timeout: float = 0.01) -> list[tuple[str, int]]:
 def test_without_following_records_go_out_oldest_first() -> None:
     reader = reader_with(Clock())
     for r in (record("t", 0, 10), record("t", 1, 30), record("p", 0, 20), record("p", 1, 40)):
-        reader._arrive(r)
+        reader._arrive([r])
     assert taken(reader) == [("t", 0), ("p", 0), ("t", 1), ("p", 1)]
 
 
 def test_a_truth_waits_until_its_prediction_can_have_arrived() -> None:
     clock = Clock()
     reader = reader_with(clock, lead_ms=100)
-    reader._arrive(record("t", 0, 1_000))
+    reader._arrive([record("t", 0, 1_000)])
     assert taken(reader) == []  # held: no prediction 100 ms newer yet
-    reader._arrive(record("p", 0, 1_050))
+    reader._arrive([record("p", 0, 1_050)])
     assert taken(reader) == [("p", 0)]  # a prediction of an older truth goes on
-    reader._arrive(record("p", 1, 1_100))
+    reader._arrive([record("p", 1, 1_100)])
     assert taken(reader) == [("t", 0), ("p", 1)]  # caught up: the truth beside its prediction
 
 
 def test_a_truth_whose_prediction_never_comes_goes_on_after_the_hold() -> None:
     clock = Clock()
     reader = reader_with(clock, lead_ms=100)
-    reader._arrive(record("t", 0, 1_000))
+    reader._arrive([record("t", 0, 1_000)])
     assert taken(reader) == []
     clock.now += 5.0
     assert taken(reader) == [("t", 0)]
@@ -68,30 +68,30 @@ def test_a_truth_whose_prediction_never_comes_goes_on_after_the_hold() -> None:
 def test_while_catching_up_truths_are_merged_shifted_by_the_lead() -> None:
     reader = reader_with(Clock(), lead_ms=500)
     for i in range(3):  # a backlog: y_pred stored 500 ms after its y_true
-        reader._arrive(record("t", i, 1_000 + 100 * i))
-        reader._arrive(record("p", i, 1_500 + 100 * i))
-    reader._arrive(record("p", 3, 1_800))  # its truth (1,300) is not read yet: it waits
+        reader._arrive([record("t", i, 1_000 + 100 * i)])
+        reader._arrive([record("p", i, 1_500 + 100 * i)])
+    reader._arrive([record("p", 3, 1_800)])  # its truth (1,300) is not read yet: it waits
     assert taken(reader) == [("t", 0), ("p", 0), ("t", 1), ("p", 1), ("t", 2), ("p", 2)]
 
 
 def test_a_prediction_waits_briefly_for_its_truth_when_the_truths_are_behind() -> None:
     clock = Clock()
     reader = reader_with(clock, lead_ms=500)
-    reader._arrive(record("t", 0, 1_000))
-    reader._arrive(record("p", 0, 1_500))
+    reader._arrive([record("t", 0, 1_000)])
+    reader._arrive([record("p", 0, 1_500)])
     assert taken(reader) == [("t", 0), ("p", 0)]
-    reader._arrive(record("p", 1, 2_000))  # its truth (1,500) has not been read yet
+    reader._arrive([record("p", 1, 2_000)])  # its truth (1,500) has not been read yet
     assert taken(reader) == []
-    reader._arrive(record("t", 1, 1_500))
+    reader._arrive([record("t", 1, 1_500)])
     assert taken(reader) == [("t", 1), ("p", 1)]
-    reader._arrive(record("p", 2, 3_000))  # the truths have ended: it goes on shortly
+    reader._arrive([record("p", 2, 3_000)])  # the truths have ended: it goes on shortly
     clock.now += 0.3
     assert taken(reader) == [("p", 2)]
 
 
 def test_a_timeout_with_only_held_records_returns_nothing() -> None:
     reader = reader_with(Clock(), lead_ms=100)
-    reader._arrive(record("t", 0, 1_000))
+    reader._arrive([record("t", 0, 1_000)])
     assert taken(reader, timeout=0.05) == []
 
 
@@ -107,9 +107,9 @@ def test_any_arrivals_go_out_in_merge_order_and_never_early(
     and no truth goes out before a prediction as new as its shifted time."""
     reader = reader_with(Clock(), lead_ms)
     for offset, ms in enumerate(truths):
-        reader._arrive(record("t", offset, ms))
+        reader._arrive([record("t", offset, ms)])
     for offset, ms in enumerate(predictions):
-        reader._arrive(record("p", offset, ms))
+        reader._arrive([record("p", offset, ms)])
     shift = lead_ms or 0
     batch = reader._take(max_records)[0]
     assert len(batch) <= max_records
@@ -128,20 +128,20 @@ def test_any_arrivals_go_out_in_merge_order_and_never_early(
 def test_a_run_of_truths_stops_where_the_predictions_end() -> None:
     clock = Clock()
     reader = reader_with(clock, lead_ms=500)
-    reader._arrive(record("p", 0, 1_550))
+    reader._arrive([record("p", 0, 1_550)])
     clock.now += 0.3
     assert taken(reader) == [("p", 0)]  # its truth did not come: it went on after a moment
     for offset, ms in enumerate((1_000, 1_040, 1_050, 1_060)):
-        reader._arrive(record("t", offset, ms))
+        reader._arrive([record("t", offset, ms)])
     assert taken(reader) == [("t", 0), ("t", 1), ("t", 2)]  # the last waits for its prediction
 
 
 def test_a_run_of_predictions_stops_where_the_truths_end() -> None:
     clock = Clock()
     reader = reader_with(clock, lead_ms=500)
-    reader._arrive(record("t", 0, 1_000))
-    reader._arrive(record("p", 0, 1_500))
+    reader._arrive([record("t", 0, 1_000)])
+    reader._arrive([record("p", 0, 1_500)])
     assert taken(reader) == [("t", 0), ("p", 0)]
     for offset, ms in enumerate((1_500, 1_510, 1_600), 1):
-        reader._arrive(record("p", offset, ms))
+        reader._arrive([record("p", offset, ms)])
     assert taken(reader) == [("p", 1)]  # the next ones' truths (1,010 and on) are not read yet
