@@ -8,6 +8,7 @@ import logging
 import os
 from pathlib import Path
 
+import pytest
 from rstream import ConsumerOffsetSpecification, OffsetType
 
 from processors.config import PipelineConfig
@@ -24,7 +25,7 @@ FIRST = ConsumerOffsetSpecification(OffsetType.FIRST)
 
 
 async def read_chunks(consumer: Consumer, stream: str, start: ConsumerOffsetSpecification,
-                      last: int) -> list[Chunk]:
+                      last: int, initial_credit: int = 10) -> list[Chunk]:
     """The chunks from `start` up to the one that holds offset `last`."""
     got: list[Chunk] = []
     done = asyncio.Event()
@@ -34,7 +35,7 @@ async def read_chunks(consumer: Consumer, stream: str, start: ConsumerOffsetSpec
         if chunk.last_offset >= last:
             done.set()
 
-    subscription = await consumer.subscribe_chunks(stream, on_chunk, start)
+    subscription = await consumer.subscribe_chunks(stream, on_chunk, start, initial_credit)
     await asyncio.wait_for(done.wait(), 20)
     await consumer.unsubscribe(subscription)
     return got
@@ -49,8 +50,12 @@ def truths(count: int) -> list[codec.TruthEvent]:
     return [codec.TruthEvent(f"t{i}", i + 0.5, 1_700_000_000_000 + i) for i in range(count)]
 
 
-def test_a_chunk_subscription_at_an_offset_gets_each_event_from_there_once(config: PipelineConfig) -> None:
-    """Three publishes, so chunks begin before the offset subscribed at."""
+@pytest.mark.parametrize("initial_credit", [1, 4])
+def test_a_chunk_subscription_at_an_offset_gets_each_event_from_there_once(
+    config: PipelineConfig, initial_credit: int
+) -> None:
+    """Ten publishes: chunks begin before the offset subscribed at, and there
+    are more of them than the initial credit."""
     events = truths(30)
     stream = config.names.y_true
 
@@ -59,13 +64,15 @@ def test_a_chunk_subscription_at_an_offset_gets_each_event_from_there_once(confi
                 open_producer(config.broker, "nnmon-tests") as producer:
             await declare_streams(consumer, config.names.all(), config.retention)
             publisher = ConfirmedPublisher(producer)
-            for part in range(3):
-                await publisher.publish(stream, [codec.encode(e) for e in events[part * 10:part * 10 + 10]])
-            got = await read_chunks(consumer, stream, ConsumerOffsetSpecification(OffsetType.OFFSET, 15), 29)
+            for part in range(10):
+                await publisher.publish(stream, [codec.encode(e) for e in events[part * 3:part * 3 + 3]])
+            got = await read_chunks(consumer, stream, ConsumerOffsetSpecification(OffsetType.OFFSET, 16), 29,
+                                    initial_credit)
+            assert len(got) > initial_credit and got[0].skip == 1
             assert all(chunks.read_truths(c) is not None for c in got)  # the fast path read them
             return decoded(got)
 
-    assert asyncio.run(scenario()) == list(zip(range(15, 30), events[15:]))
+    assert asyncio.run(scenario()) == list(zip(range(16, 30), events[16:]))
 
 
 def test_a_sub_entry_batch_is_read_message_by_message(config: PipelineConfig) -> None:
