@@ -18,6 +18,7 @@ e2e run: on a machine this small, where the time goes.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import re
@@ -33,7 +34,9 @@ import numpy as np
 
 from processors.drawing import draw_png
 from processors.histogram import ErrorHistogram
+from streams.connection import open_consumer
 from streams.ids import id_time_ms
+from streams.settings import BrokerSettings, StreamNames
 
 NNMON = str(Path(sys.executable).with_name("nnmon"))
 PROCESSORS = ("model", "metric", "plot")
@@ -89,6 +92,17 @@ class Pipeline:
                 process.send_signal(signal.SIGTERM)
         for process in self.processes:
             process.wait(timeout=60)
+
+    def delete_streams(self) -> None:
+        """Delete this run's streams: each bench run writes hundreds of MB."""
+        names = StreamNames(self.env["NNMON_STREAM_PREFIX"])
+
+        async def delete() -> None:
+            async with open_consumer(BrokerSettings.from_environment(), "nnmon-bench") as consumer:
+                for stream in names.all():
+                    await consumer.delete_stream(stream, missing_ok=True)
+
+        asyncio.run(delete())
 
     def run(self, *arguments: str) -> str:
         done = subprocess.run([NNMON, *arguments], env=self.env, capture_output=True, text=True,
@@ -183,6 +197,7 @@ def latency(logs: Path, rate: float, seconds: float) -> tuple[float, float]:
     seen: list[tuple[str, float]] = []
     wait_for_rows(pipeline, tail, events, timeout=seconds * 5 + 60, seen=seen)
     pipeline.stop()
+    pipeline.delete_streams()
     # Leave out the first second: the processors' caches and JIT-free warm-up.
     delays = [(t - id_time_ms(i) / 1000) * 1000 for i, t in seen[int(rate):]]
     return float(np.percentile(delays, 50)), float(np.percentile(delays, 99))
@@ -222,6 +237,7 @@ def main() -> None:
         (root / "latency").mkdir()
         events_per_s, seconds, pipeline = throughput(root / "e2e", options.events)
         replay_rows_per_s = replay_speed(pipeline, root / "e2e", options.events)
+        pipeline.delete_streams()
         p50, p99 = latency(root / "latency", options.latency_rate, options.latency_seconds)
         plot_s = plot_time(options.plot_rows)
     figures = {

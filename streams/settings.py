@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,18 @@ class BrokerSettings:
     vhost: str = "/"
     tls: bool = False
     tls_ca_file: Path | None = None  # None: the system's trusted CAs
+
+    @classmethod
+    def from_environment(cls) -> BrokerSettings:
+        """From the variables the CLI reads too (NNMON_HOST and so on), for
+        the tests and the benchmark; without TLS."""
+        return cls(
+            host=os.environ.get("NNMON_HOST", cls.host),
+            port=int(os.environ.get("NNMON_PORT", cls.port)),
+            user=os.environ.get("NNMON_USER", cls.user),
+            password=os.environ.get("NNMON_PASSWORD", cls.password),
+            vhost=os.environ.get("NNMON_VHOST", cls.vhost),
+        )
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ tests see each other's streams or offsets."""
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import uuid
 from collections.abc import Iterator
@@ -25,20 +24,10 @@ settings.register_profile(
 settings.load_profile("nnmon")
 
 
-def broker_settings() -> BrokerSettings:
-    return BrokerSettings(
-        host=os.environ.get("NNMON_HOST", "127.0.0.1"),
-        port=int(os.environ.get("NNMON_PORT", "5552")),
-        user=os.environ.get("NNMON_USER", "guest"),
-        password=os.environ.get("NNMON_PASSWORD", "guest"),
-        vhost=os.environ.get("NNMON_VHOST", "/"),
-    )
-
-
 @pytest.fixture(scope="session")
 def broker() -> BrokerSettings:
     """The local broker; a test that needs one fails (never skips) without it."""
-    settings = broker_settings()
+    settings = BrokerSettings.from_environment()
     try:
         socket.create_connection((settings.host, settings.port), timeout=2).close()
     except OSError as error:
