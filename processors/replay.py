@@ -78,9 +78,8 @@ async def replay(
                 raise UsageError(f"stream {stream} does not exist: nothing to replay (check --stream-prefix)")
         # y_pred's end first: a prediction is written after its y_true, so
         # every prediction up to that end has its y_true before y_true's end.
-        # Probes of two streams run side by side (each costs rstream 0.2 s).
-        pred_end, true_first = await asyncio.gather(
-            _end(consumer, names.y_pred), position_at(consumer, names.y_true, FIRST))
+        pred_end = await _end(consumer, names.y_pred)
+        true_first = await position_at(consumer, names.y_true, FIRST)
         true_end = await _end(consumer, names.y_true)
         notes = _check_range(names.y_true, start, to_offset,
                              _offset(true_first), _offset(true_end))

@@ -4,8 +4,8 @@ A chunk's data is its entries back to back: a 4-byte size and a message, or
 (top bit set) a sub-entry batch of several. Decoding message by message costs
 about 4 us each (a Python call per layer: split, AMQP layout, JSON, checks).
 A chunk of y_true or y_pred that nnmon wrote is instead read by one regular
-expression per event, body included, about four times faster; that is what
-lets a replay read hundreds of thousands of events a second.
+expression per event, body included: 2.1 us a y_true and 3.4 us a y_pred,
+about twice as fast.
 
 The fast path reads only what `codec.encode` writes and returns exactly what
 `codec.decode` would (the tests compare the two); any other chunk (another

@@ -2,11 +2,11 @@
 
 An exception in an rstream callback silently skips the rest of the chunk.
 Here the callback only queues the chunk's records: the raw bytes, and the
-events when the whole chunk reads at once (`streams.chunks`, which cannot
-fail); anything else is decoded in the processor, where a bad message is
-caught and reported. The bounded queue is the back-pressure: when a
-processor falls behind, the callback waits, and no more credit goes to the
-broker.
+events when the whole chunk reads at once (`streams.chunks`, whose fast
+path raises on no input); anything else is decoded in the processor, where
+a bad message is caught and reported. The bounded queue is the
+back-pressure: when a processor falls behind, the callback waits, and no
+more credit goes to the broker.
 """
 
 from __future__ import annotations
