@@ -58,6 +58,8 @@ def test_bad_messages_are_rejected_and_the_good_ones_around_them_processed(
         "infinity": crafted("features", json.dumps(
             {"id": ids.next_id(), "row": 0, "features": {**row, "age": 1e999}}).encode()),
         "strings": crafted("features", features_body(ids.next_id(), {**row, "bmi": "high"})),
+        # Finite numbers whose prediction is not: -inf cannot be published.
+        "prediction overflows": crafted("features", features_body(ids.next_id(), {n: 1e308 for n in row})),
         "several MB": crafted("features", b"x" * 3_000_000),
     }
     bad_truths = {
