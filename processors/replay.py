@@ -72,29 +72,33 @@ async def replay(
 ) -> ReplayResult:
     names = config.names
     watch = Watch()
-    async with open_consumer(config.broker, config.connection_name("replay"), watch) as consumer:
-        for stream in (names.y_true, names.y_pred):
-            if not await consumer.stream_exists(stream):
-                raise UsageError(f"stream {stream} does not exist: nothing to replay (check --stream-prefix)")
-        # y_pred's end first: a prediction is written after its y_true, so
-        # every prediction up to that end has its y_true before y_true's end.
-        pred_end = await _end(consumer, names.y_pred)
-        true_first = await position_at(consumer, names.y_true, FIRST)
-        true_end = await _end(consumer, names.y_true)
-        notes = _check_range(names.y_true, start, to_offset,
-                             _offset(true_first), _offset(true_end))
-        limit = None if true_end is None else true_end.offset
-        if limit is not None and to_offset is not None:
-            limit = min(to_offset, limit)
-        ends = {names.y_true: limit, names.y_pred: _offset(pred_end)}
-        if limit is None or start.offset_type is OffsetType.NEXT:
-            result = ReplayResult([], {}, ends, None, 0)
-        else:
+    with without_cycle_collection():
+        async with open_consumer(config.broker, config.connection_name("replay"), watch) as consumer:
+            for stream in (names.y_true, names.y_pred):
+                if not await consumer.stream_exists(stream):
+                    raise UsageError(f"stream {stream} does not exist: nothing to replay "
+                                     "(check --stream-prefix)")
+            # y_pred's end first: a prediction is written after its y_true, so
+            # every prediction up to that end has its y_true before y_true's end.
+            pred_end = await _end(consumer, names.y_pred)
+            true_first = await position_at(consumer, names.y_true, FIRST)
+            true_end = await _end(consumer, names.y_true)
+            notes = _check_range(names.y_true, start, to_offset,
+                                 _offset(true_first), _offset(true_end))
+            limit = None if true_end is None else true_end.offset
+            if limit is not None and to_offset is not None:
+                limit = min(to_offset, limit)
+            ends = {names.y_true: limit, names.y_pred: _offset(pred_end)}
+            if limit is None or start.offset_type is OffsetType.NEXT:
+                return ReplayResult([], {}, ends, None, 0, notes=notes)
             first = true_first if start.offset_type is OffsetType.FIRST else \
                 await position_at(consumer, names.y_true, start)
-            with without_cycle_collection():
-                result = await _replay_range(consumer, watch, config, first, limit, pred_end, progress)
-    result.notes = notes + result.notes
+            read = await _replay_range(consumer, watch, config, first, limit, pred_end, progress)
+            # Matched in a thread while the consumer closes: rstream's close
+            # sleeps 0.2 s, about as long as matching 200,000 rows takes.
+            matching = asyncio.ensure_future(asyncio.to_thread(read.match))
+        result = await matching
+    result.notes = notes
     return result
 
 
@@ -135,11 +139,11 @@ async def _replay_range(
     limit: int,
     pred_end: Position | None,
     progress: Progress | None,
-) -> ReplayResult:
+) -> _Read:
     names = config.names
+    ends = {names.y_true: limit, names.y_pred: _offset(pred_end)}
     if first is None or first.offset > limit:
-        return ReplayResult([], {}, {names.y_true: limit, names.y_pred: _offset(pred_end)},
-                            None, 0)
+        return _Read(ends, None)
     intake = Intake(log, "replay", keep_rejects=False)
     truths: dict[str, Half] = {}
     predictions: dict[str, Half] = {}  # by features id
@@ -173,16 +177,33 @@ async def _replay_range(
                                on_predictions))
     await asyncio.gather(*reads)
     log.info("read %d y_true from offset %d to %d", len(truths), first.offset, limit)
+    return _Read(ends, first, truths, predictions, intake.rejected)
 
-    pairs = [Pair(i, half.value, predictions[i].value) for i, half in truths.items() if i in predictions]
-    unmatched = {i: half for i, half in truths.items() if i not in predictions}
-    # Predictions written after the replay's first y_true whose y_true was
-    # not replayed: it may come after the replay's end.
-    waiting = {i: half for i, half in predictions.items()
-               if i not in truths and half.event_ms >= first.timestamp_ms}
-    newest = max((h.event_ms for h in truths.values()), default=0)
-    return ReplayResult(pairs, unmatched, {names.y_true: limit, names.y_pred: _offset(pred_end)},
-                        first.offset, intake.rejected, waiting, newest_ms=newest)
+
+@dataclass
+class _Read:
+    """What a replay read: y_true by id and y_pred by features id, from
+    `first` on; not yet matched."""
+
+    ends: dict[str, int | None]
+    first: Position | None
+    truths: dict[str, Half] = field(default_factory=dict)
+    predictions: dict[str, Half] = field(default_factory=dict)
+    rejected: int = 0
+
+    def match(self) -> ReplayResult:
+        if self.first is None:
+            return ReplayResult([], {}, self.ends, None, self.rejected)
+        truths, predictions = self.truths, self.predictions
+        pairs = [Pair(i, half.value, predictions[i].value) for i, half in truths.items() if i in predictions]
+        unmatched = {i: half for i, half in truths.items() if i not in predictions}
+        # Predictions written after the replay's first y_true whose y_true was
+        # not replayed: it may come after the replay's end.
+        waiting = {i: half for i, half in predictions.items()
+                   if i not in truths and half.event_ms >= self.first.timestamp_ms}
+        newest = max((h.event_ms for h in truths.values()), default=0)
+        return ReplayResult(pairs, unmatched, self.ends, self.first.offset, self.rejected, waiting,
+                            newest_ms=newest)
 
 
 async def _read(
