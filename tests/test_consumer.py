@@ -138,3 +138,14 @@ def test_probes_share_one_connection_and_close_leaves_none(config: PipelineConfi
     # open from one probe to the next, and is closed with the consumer.
     assert probing == [before + 2] * 3
     assert after == before
+
+
+def test_rstream_reads_its_socket_in_large_pieces() -> None:
+    """streams.connection raises rstream's read size from 256 bytes; this
+    fails if an rstream upgrade renames or stops reading that constant."""
+    import inspect
+
+    import rstream.connection
+
+    assert rstream.connection.CHUNK_SIZE == 64 * 1024
+    assert "CHUNK_SIZE" in inspect.getsource(rstream.connection.Connection._read)
