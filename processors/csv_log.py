@@ -9,7 +9,7 @@ give those rows again.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,7 @@ class CsvLog:
         self._file.close()
 
 
-def write_csv(path: Path, pairs: Iterable[Pair]) -> int:
+def write_csv(path: Path, pairs: Sequence[Pair]) -> int:
     """Write a whole metric log atomically (temporary file, fsync, rename);
     returns its size in bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,8 @@ import io
 import math
 
 import pandas as pd
+from hypothesis import given
+from hypothesis import strategies as st
 
 from processors.join import Pair
 from processors.rows import HEADER, format_rows
@@ -54,3 +56,17 @@ def test_pandas_reads_the_columns() -> None:
     assert frame["y_true"].tolist() == [p.y_true for p in PAIRS]
     assert frame["y_pred"].tolist() == [p.y_pred for p in PAIRS]
     assert frame["absolute_error"].tolist() == [abs(p.y_true - p.y_pred) for p in PAIRS]
+
+
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=50))
+def test_each_float_is_written_as_repr_writes_it(values: list[float]) -> None:
+    pairs = [Pair(f"id{i}", value, 1.0) for i, value in enumerate(values)]
+    expected = "".join(f"{p.id},{p.y_true!r},{p.y_pred!r},{p.absolute_error!r}\n" for p in pairs)
+    assert format_rows(pairs) == expected
+
+
+def test_tiny_and_non_finite_floats_amid_ordinary_ones() -> None:
+    values = [151.0, 1e-05, 2.5e-07, 0.0001, -0.0, math.inf, -math.inf, math.nan, 5e-324, 1e16, 0.1 + 0.2]
+    pairs = [Pair(str(i), value, -value) for i, value in enumerate(values)]
+    expected = "".join(f"{p.id},{p.y_true!r},{p.y_pred!r},{p.absolute_error!r}\n" for p in pairs)
+    assert format_rows(pairs) == expected
