@@ -116,3 +116,34 @@ def test_huge_finite_errors_widen_the_bins_instead_of_overflowing() -> None:
 def test_errors_that_are_not_finite_and_non_negative_are_refused(bad: float) -> None:
     with pytest.raises(ValueError, match="finite"):
         ErrorHistogram().add([bad])
+
+
+def one_by_one(values: list[float], max_bins: int = 40) -> ErrorHistogram:
+    """The histogram built the plain way: each error binned as it comes,
+    the width doubled (and bins merged) whenever one falls beyond."""
+    histogram = ErrorHistogram(max_bins=max_bins)
+    for error in values:
+        while error >= histogram.width * max_bins:
+            merged: dict[int, int] = {}
+            for index, n in histogram.counts.items():
+                merged[index // 2] = merged.get(index // 2, 0) + n
+            histogram.counts, histogram.width = merged, histogram.width * 2
+        index = min(math.floor(error / histogram.width), max_bins - 1)
+        histogram.counts[index] = histogram.counts.get(index, 0) + 1
+        histogram.count += 1
+        histogram.total += error
+    return histogram
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+@pytest.mark.parametrize("max_bins", [1, 7, 40])
+def test_adding_an_array_equals_adding_one_by_one(name: str, max_bins: int) -> None:
+    values = VALUE_SETS[name] + [1e300, 1.7e308, 5e-324]
+    assert filled(values, max_bins) == one_by_one(values, max_bins)
+
+
+def test_a_refused_batch_adds_nothing() -> None:
+    histogram = filled([1.0, 2.0])
+    with pytest.raises(ValueError, match="nan"):
+        histogram.add([3.0, math.nan])
+    assert histogram == filled([1.0, 2.0])
