@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 import rstream
@@ -52,6 +53,7 @@ class Watch:
         self.lost = asyncio.Event()
         self.error: BrokerError | None = None
         self.connected = False
+        self._on_loss: list[Callable[[BrokerError], None]] = []
 
     def on_close(self, info: rstream.OnClosedErrorInfo) -> None:
         if self.error is None:
@@ -61,6 +63,16 @@ class Watch:
             else:
                 self.error = ConnectionLost(f"connection to {streams} lost ({info.reason})")
         self.lost.set()
+        callbacks, self._on_loss = self._on_loss, []
+        for callback in callbacks:
+            callback(self.error)
+
+    def when_lost(self, callback: Callable[[BrokerError], None]) -> None:
+        """Call `callback(error)` when the connection goes (now, if it has)."""
+        if self.error is not None:
+            callback(self.error)
+        else:
+            self._on_loss.append(callback)
 
     def check(self) -> None:
         """Raise the error that ended the connection, if one did."""

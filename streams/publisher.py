@@ -9,7 +9,7 @@ while several batches are in flight.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ from streams.connection import BrokerError, Watch
 Outgoing = rstream.RawMessage | rstream.AMQPMessage
 
 
-def _confirms_future() -> asyncio.Future[None]:
+def _confirms_future(done: bool = False) -> asyncio.Future[None]:
     """A batch's confirms. A processor that stops (or loses the broker) with
     batches in flight abandons them, and their waiter may be cancelled
     before it ever looked; rstream then fails the batch as the connection
@@ -28,6 +28,8 @@ def _confirms_future() -> asyncio.Future[None]:
     as "never retrieved"."""
     future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     future.add_done_callback(lambda done: done.cancelled() or done.exception())
+    if done:
+        future.set_result(None)
     return future
 
 
@@ -60,23 +62,25 @@ class ConfirmedPublisher:
         self._confirm_timeout_s = confirm_timeout_s
         self._next_id = 1
         self._batches: dict[tuple[str, int], _Batch] = {}
+        self._unconfirmed: set[asyncio.Future[None]] = set()
+        self._watch.when_lost(self._fail_unconfirmed)
         self._confirm_handlers: dict[str, Callable[[rstream.ConfirmationStatus], None]] = {}
 
     async def publish(self, stream: str, messages: Sequence[Outgoing]) -> None:
         """Send and wait until every message is confirmed (stored) by the broker."""
         await (await self.send(stream, messages))
 
-    async def send(self, stream: str, messages: Sequence[Outgoing]) -> Awaitable[None]:
-        """Write the messages to the broker now, in order, and return what to
-        await for their confirms, so several batches can await at once.
+    async def send(self, stream: str, messages: Sequence[Outgoing]) -> asyncio.Future[None]:
+        """Write the messages to the broker now, in order, and return the
+        future of their confirms, so several batches can await at once.
 
         Call `send` from one task, in publishing-id order: with a publisher
         name, the broker drops a message whose id is below one it has stored.
-        The returned awaitable raises the watch's error if the connection goes
-        away, and `BrokerError` if confirms do not come in time: it never hangs.
+        The future fails with the watch's error if the connection goes away,
+        and with `BrokerError` if confirms do not come in time: it never hangs.
         """
         if not messages:
-            return _nothing()
+            return _confirms_future(done=True)
         batch = _Batch(remaining=len(messages))
         for message in messages:
             if message.publishing_id is None:
@@ -95,7 +99,34 @@ class ConfirmedPublisher:
         except BaseException:
             self._forget(stream, messages)
             raise
-        return self._confirmed(stream, messages, batch)
+        return self._awaited(stream, messages, batch.done)
+
+    def _awaited(
+        self, stream: str, messages: Sequence[Outgoing], done: asyncio.Future[None]
+    ) -> asyncio.Future[None]:
+        """`done`, failed after the confirm timeout or when the connection
+        goes. A timer and a callback, not a task per batch: at 1,000
+        events/s, a batch each, tasks and `asyncio.wait` cost more than
+        writing the frame."""
+        timer = asyncio.get_running_loop().call_later(self._confirm_timeout_s, self._time_out, stream, done)
+        self._unconfirmed.add(done)
+
+        def settled(_: asyncio.Future[None]) -> None:
+            timer.cancel()
+            self._unconfirmed.discard(done)
+            self._forget(stream, messages)
+
+        done.add_done_callback(settled)
+        if self._watch.error is not None:  # gone before this batch was sent
+            _fail(done, self._watch.error)
+        return done
+
+    def _time_out(self, stream: str, done: asyncio.Future[None]) -> None:
+        _fail(done, BrokerError(f"RabbitMQ confirmed nothing on {stream} for {self._confirm_timeout_s:g}s"))
+
+    def _fail_unconfirmed(self, error: BrokerError) -> None:
+        for done in list(self._unconfirmed):
+            _fail(done, error)
 
     def _confirm_handler(self, stream: str) -> Callable[[rstream.ConfirmationStatus], None]:
         """One handler per stream: rstream checks every confirm against each
@@ -118,20 +149,6 @@ class ConfirmedPublisher:
             self._confirm_handlers[stream] = handler
         return handler
 
-    async def _confirmed(self, stream: str, messages: Sequence[Outgoing], batch: _Batch) -> None:
-        lost: asyncio.Future[object] = asyncio.ensure_future(self._watch.lost.wait())
-        waiting: set[asyncio.Future[object]] = {batch.done, lost}  # type: ignore[arg-type]
-        try:
-            await asyncio.wait(waiting, timeout=self._confirm_timeout_s, return_when=asyncio.FIRST_COMPLETED)
-            if batch.done.done():
-                batch.done.result()  # raises a refusal
-                return
-            self._watch.check()
-            raise BrokerError(f"RabbitMQ confirmed nothing on {stream} for {self._confirm_timeout_s:g}s")
-        finally:
-            lost.cancel()
-            self._forget(stream, messages)
-
     def _forget(self, stream: str, messages: Sequence[Outgoing]) -> None:
         for message in messages:
             self._batches.pop((stream, message.publishing_id), None)  # type: ignore[arg-type]
@@ -147,8 +164,9 @@ async def abandon(confirms: Iterable[asyncio.Future[Any]]) -> None:
     await asyncio.gather(*waits, return_exceptions=True)
 
 
-async def _nothing() -> None:
-    """Nothing to confirm."""
+def _fail(done: asyncio.Future[None], error: BrokerError) -> None:
+    if not done.done():
+        done.set_exception(error)
 
 
 # rstream's send_batch writes one frame whatever its size; RabbitMQ may refuse

@@ -1,15 +1,18 @@
 """Splitting a publish into frames that fit the broker's frame size, and
-abandoning confirms in flight (pure)."""
+waiting for confirms: their timeout, a lost connection, abandoning them
+(pure: a producer that takes frames and never confirms)."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 
+import pytest
+import rstream
 from rstream import AMQPMessage
 
-from streams.connection import BrokerError
-from streams.publisher import FRAME_BYTES, FRAME_MESSAGES, _Batch, _frames, abandon
+from streams.connection import BrokerError, ConnectionLost, Watch
+from streams.publisher import FRAME_BYTES, FRAME_MESSAGES, ConfirmedPublisher, _Batch, _frames, abandon
 
 
 def messages(sizes: list[int]) -> list[AMQPMessage]:
@@ -51,3 +54,60 @@ def test_abandoned_confirms_leave_no_error_behind() -> None:
         return unretrieved
 
     assert asyncio.run(scenario()) == []
+
+
+class SilentProducer:
+    """Takes frames and never confirms them: the broker's side is not what
+    these tests are about (test_outage covers a broker that goes away)."""
+
+    def __init__(self) -> None:
+        self.frames: list[list[AMQPMessage]] = []
+
+    async def send_batch(self, stream: str, frame: list[AMQPMessage], **_: object) -> list[int]:
+        self.frames.append(frame)
+        return []
+
+
+def lost_connection(watch: Watch) -> None:
+    watch.on_close(rstream.OnClosedErrorInfo("Connection Closed", ["s"]))
+
+
+def test_confirms_that_never_come_fail_after_the_timeout_and_leave_nothing_behind() -> None:
+    async def scenario() -> ConfirmedPublisher:
+        publisher = ConfirmedPublisher(SilentProducer(), confirm_timeout_s=0.05)  # type: ignore[arg-type]
+        confirms = await publisher.send("s", messages([1, 2]))
+        with pytest.raises(BrokerError, match="confirmed nothing on s for 0.05s"):
+            await confirms
+        await asyncio.sleep(0)  # the clean-up callback
+        return publisher
+
+    publisher = asyncio.run(scenario())
+    assert publisher._batches == {} and publisher._unconfirmed == set()
+
+
+def test_a_lost_connection_fails_the_batches_in_flight_and_any_sent_after() -> None:
+    async def scenario() -> None:
+        watch = Watch()
+        publisher = ConfirmedPublisher(SilentProducer(), watch=watch)  # type: ignore[arg-type]
+        in_flight = [await publisher.send("s", messages([1])) for _ in range(3)]
+        lost_connection(watch)
+        for confirms in in_flight:
+            with pytest.raises(ConnectionLost, match="lost"):
+                await confirms
+        sent_after = await publisher.send("s", messages([1]))
+        with pytest.raises(ConnectionLost):
+            await asyncio.wait_for(sent_after, 1)
+
+    asyncio.run(scenario())
+
+
+def test_cancelled_confirms_are_forgotten() -> None:
+    async def scenario() -> ConfirmedPublisher:
+        publisher = ConfirmedPublisher(SilentProducer())  # type: ignore[arg-type]
+        waiting = asyncio.gather(await publisher.send("s", messages([1, 2, 3])))
+        await abandon([waiting])
+        await asyncio.sleep(0)
+        return publisher
+
+    publisher = asyncio.run(scenario())
+    assert publisher._batches == {} and publisher._unconfirmed == set()
