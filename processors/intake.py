@@ -90,6 +90,9 @@ class Intake:
     async def send_rejects(self, publisher: ConfirmedPublisher, stream: str) -> Awaitable[None]:
         """Like `publish_rejects`, but return what to await for the confirms."""
         rejects, self._unpublished = self._unpublished, []
+        # In offset order per stream: model rejects a prediction that
+        # overflows only after decoding (and rejecting) the whole batch.
+        rejects.sort(key=lambda r: (r.source_stream, r.source_offset))
         return await publisher.send(stream, [codec.encode_rejected(r) for r in rejects])
 
     def forget_rejects(self) -> None:
