@@ -28,7 +28,7 @@ class ErrorHistogram:
 
     def add(self, errors: Iterable[float]) -> None:
         """Add errors (all or, if one is not finite and >= 0, none), a whole
-        array at a time: 0.3 s for a million one by one, a tenth of that so.
+        array at a time: a million take 0.03 s, against 0.3 s one by one.
         The result is the same: binning at the final width equals binning
         then merging halves, since floor(floor(x) / 2) == floor(x / 2)."""
         values = np.fromiter(errors, dtype=np.float64)

@@ -31,6 +31,13 @@ def _float_texts(values: list[float]) -> list[str]:
         return []
     text = orjson.dumps(values).decode()
     texts = text[1:-1].split(",")
-    if "e-" in text or ".0000" in text or "null" in text:
-        texts = [repr(v) if "e-" in t or ".0000" in t or t == "null" else t for t, v in zip(texts, values)]
+    if _unlike_repr(text):
+        texts = [repr(v) if _unlike_repr(t) else t for t, v in zip(texts, values)]
     return texts
+
+
+def _unlike_repr(text: str) -> bool:
+    """Whether orjson's text (of one float, or a whole column) may hold a
+    float written unlike `repr`: below 1e-4 (0.0000..., or an exponent) or
+    not finite."""
+    return "e-" in text or ".0000" in text or "null" in text
