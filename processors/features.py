@@ -128,8 +128,7 @@ async def _publish(
 
         async def send(batch: tuple[list[RawMessage], list[RawMessage]]) -> asyncio.Future[Any]:
             """Write a batch now (in order); the future of its confirms."""
-            return asyncio.gather(await publisher.send(names.features, batch[0]),
-                                  await publisher.send(names.y_true, batch[1]))
+            return await publisher.send_together({names.features: batch[0], names.y_true: batch[1]})
 
         # Several batches await their confirms at once; they count as sent in
         # order. After a reconnection, the unconfirmed ones go again first.

@@ -1,18 +1,33 @@
-"""Splitting a publish into frames that fit the broker's frame size, and
-waiting for confirms: their timeout, a lost connection, abandoning them
-(pure: a producer that takes frames and never confirms)."""
+"""Publish frames: the same bytes as rstream's, split to fit the broker's
+frame size, several streams' in one write; and waiting for confirms: their
+arrival, a refusal, their timeout, a lost connection, abandoning them (pure:
+a producer whose connection takes writes, and a test that plays the broker)."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import rstream
-from rstream import AMQPMessage
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rstream import AMQPMessage, RawMessage, schema
+from rstream.encoding import encode_publish
 
 from streams.connection import BrokerError, ConnectionLost, Watch
-from streams.publisher import FRAME_BYTES, FRAME_MESSAGES, ConfirmedPublisher, _Batch, _frames, abandon
+from streams.publisher import (
+    FRAME_BYTES,
+    FRAME_MESSAGES,
+    ConfirmedPublisher,
+    _Batch,
+    _frames,
+    abandon,
+    publish_frame,
+)
 
 
 def messages(sizes: list[int]) -> list[AMQPMessage]:
@@ -56,16 +71,86 @@ def test_abandoned_confirms_leave_no_error_behind() -> None:
     assert asyncio.run(scenario()) == []
 
 
-class SilentProducer:
-    """Takes frames and never confirms them: the broker's side is not what
-    these tests are about (test_outage covers a broker that goes away)."""
+class SilentClient:
+    """An rstream connection that takes writes and never confirms: the
+    broker's side is not what these tests are about (test_outage covers a
+    broker that goes away). A test plays the broker through `handlers`."""
 
     def __init__(self) -> None:
-        self.frames: list[list[AMQPMessage]] = []
+        self.writes: list[bytes] = []
+        self.handlers: dict[type, Callable[[Any], None]] = {}
+        self._conn = self
 
-    async def send_batch(self, stream: str, frame: list[AMQPMessage], **_: object) -> list[int]:
-        self.frames.append(frame)
-        return []
+    async def _write_frame_raw(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_connection_alive(self) -> bool:
+        return True
+
+    def add_handler(self, frame_class: type, handler: Callable[[Any], None], name: str) -> None:
+        self.handlers[frame_class] = handler
+
+
+class SilentProducer:
+    """The part of `rstream.Producer` a `ConfirmedPublisher` uses: a
+    publisher per stream (ids 1, 2... in order of first use), all on one
+    connection."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self.client = SilentClient()
+        self.publisher_ids: dict[str, int] = {}
+
+    async def _get_or_create_publisher(self, stream: str, publisher_name: str | None = None) -> Any:
+        publisher_id = self.publisher_ids.setdefault(stream, len(self.publisher_ids) + 1)
+        return SimpleNamespace(id=publisher_id, client=self.client)
+
+
+def rstream_frame(publisher_id: int, batch: list[RawMessage]) -> bytes:
+    return encode_publish(schema.Publish(publisher_id=publisher_id, messages=[
+        schema.Message(publishing_id=m.publishing_id, filter_value=None, data=bytes(m)) for m in batch]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(publisher_id=st.integers(0, 255),
+       batch=st.lists(st.tuples(st.integers(0, 2**64 - 1), st.binary(max_size=300)), max_size=20))
+def test_publish_frames_are_what_rstream_writes(publisher_id: int, batch: list[tuple[int, bytes]]) -> None:
+    raw = [RawMessage(data, publishing_id=i) for i, data in batch]
+    assert publish_frame(publisher_id, raw) == rstream_frame(publisher_id, raw)
+
+
+def test_batches_for_two_streams_go_out_in_one_write_and_settle_on_their_confirms() -> None:
+    async def scenario() -> None:
+        producer = SilentProducer()
+        publisher = ConfirmedPublisher(producer)  # type: ignore[arg-type]
+        features = [RawMessage(b"f1"), RawMessage(b"f2")]
+        truths = [RawMessage(b"t1"), RawMessage(b"t2")]
+        confirms = await publisher.send_together({"features": features, "y_true": truths})
+        assert producer.client.writes == [rstream_frame(1, features) + rstream_frame(2, truths)]
+        confirm = producer.client.handlers[schema.PublishConfirm]
+        confirm(schema.PublishConfirm(publisher_id=1, publishing_ids=[1, 2]))
+        confirm(schema.PublishConfirm(publisher_id=9, publishing_ids=[3, 4]))  # not ours
+        confirm(schema.PublishConfirm(publisher_id=2, publishing_ids=[3]))
+        await asyncio.sleep(0)
+        assert not confirms.done()  # y_true's publishing id 4 is still out
+        confirm(schema.PublishConfirm(publisher_id=2, publishing_ids=[4]))
+        await asyncio.wait_for(confirms, 1)
+        assert publisher._batches == {}
+
+    asyncio.run(scenario())
+
+
+def test_a_refused_message_fails_its_batch_with_the_code() -> None:
+    async def scenario() -> None:
+        producer = SilentProducer()
+        publisher = ConfirmedPublisher(producer)  # type: ignore[arg-type]
+        confirms = await publisher.send("s", [RawMessage(b"a"), RawMessage(b"b")])
+        producer.client.handlers[schema.PublishError](schema.PublishError(
+            publisher_id=1, errors=[schema.PublishingError(publishing_id=2, response_code=18)]))
+        with pytest.raises(BrokerError, match="refused a message on s .code 18"):
+            await confirms
+
+    asyncio.run(scenario())
 
 
 def lost_connection(watch: Watch) -> None:
