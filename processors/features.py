@@ -45,16 +45,32 @@ def cycled_rows(rows: int, seed: int) -> Iterator[int]:
         yield from (int(row) for row in order)
 
 
-def make_events(
-    dataset: Dataset, rows: list[int], ids: IdGenerator
-) -> tuple[list[codec.FeaturesEvent], list[codec.TruthEvent]]:
-    now_ms = time.time_ns() // 1_000_000
-    features, truths = [], []
-    for row in rows:
-        event_id = ids.next_id()
-        features.append(codec.FeaturesEvent(event_id, row, dataset.row_features(row), now_ms))
-        truths.append(codec.TruthEvent(event_id, float(dataset.target[row]), now_ms))
-    return features, truths
+class RowMessages:
+    """The features and y_true messages of the data set's rows, for any id
+    and time: each row's are encoded once (`codec.EventTemplate`)."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self._dataset = dataset
+        self._templates: dict[int, tuple[codec.EventTemplate, codec.EventTemplate]] = {}
+
+    def make(self, rows: list[int], ids: IdGenerator) -> tuple[list[RawMessage], list[RawMessage], str]:
+        """Messages for `rows`, each pair under a new id; and the last id."""
+        now_ms = time.time_ns() // 1_000_000
+        features, truths = [], []
+        event_id = ""
+        for row in rows:
+            templates = self._templates.get(row) or self._make_templates(row)
+            event_id = ids.next_id()
+            features.append(templates[0].encode(event_id, now_ms))
+            truths.append(templates[1].encode(event_id, now_ms))
+        return features, truths, event_id
+
+    def _make_templates(self, row: int) -> tuple[codec.EventTemplate, codec.EventTemplate]:
+        templates = self._templates[row] = (
+            codec.EventTemplate(codec.FeaturesEvent("", row, self._dataset.row_features(row), 0)),
+            codec.EventTemplate(codec.TruthEvent("", float(self._dataset.target[row]), 0)),
+        )
+        return templates
 
 
 @dataclass
@@ -117,7 +133,7 @@ async def _publish(
     config: PipelineConfig, stop: asyncio.Event, interval: float, count: int | None,
     progress: _Publishing, watch: Watch,
 ) -> None:
-    dataset = diabetes()
+    messages = RowMessages(diabetes())
     names = config.names
     pace = Pace(interval)
     async with open_producer(config.broker, config.connection_name("features"), watch) as producer:
@@ -160,16 +176,16 @@ async def _publish(
                 size = min(due, FULL_SPEED_BATCH)
                 if count is not None:
                     size = min(size, count - progress.made)
-                features, truths = make_events(dataset, [next(progress.rows) for _ in range(size)],
-                                               progress.ids)
-                batch = (numbered([codec.encode(e) for e in features], progress.next_publishing_id),
-                         numbered([codec.encode(e) for e in truths], progress.next_publishing_id))
+                features, truths, last_id = messages.make([next(progress.rows) for _ in range(size)],
+                                                          progress.ids)
+                batch = (numbered(features, progress.next_publishing_id),
+                         numbered(truths, progress.next_publishing_id))
                 progress.next_publishing_id += size
                 progress.made += size
                 progress.unconfirmed.append(batch)
                 in_flight.append(await send(batch))
                 if interval >= 1:  # a demo's pace: a line per event
-                    log.info("published %s", features[-1].id)
+                    log.info("published %s", last_id)
                 else:
                     progress.rate.maybe_log()
             while in_flight:

@@ -26,7 +26,7 @@ from rstream import amqp_decoder
 
 _UBYTE = struct.Struct(">B")
 _UINT = struct.Struct(">I")
-_LONG = struct.Struct(">q")
+LONG = struct.Struct(">q")  # an AMQP long (creation_time)
 _SIGNED_BYTE = struct.Struct(">b")
 
 # Section descriptors (0x00000000:0x000000NN) and their names.
@@ -83,7 +83,7 @@ def encode_event(
         _NULL if correlation_id is None else _variable(0xA1, 0xB1, correlation_id.encode()),
         _CONTENT_TYPE_JSON,
         _NULL * 2,  # content_encoding, absolute_expiry_time
-        b"\x83" + _LONG.pack(created_ms),
+        b"\x83" + LONG.pack(created_ms),
         _NULL * 3,  # group_id, group_sequence, reply_to_group_id
     ))
     application = b"".join((
@@ -169,7 +169,7 @@ def read_event(data: bytes) -> EventFields | None:
         return None
     return EventFields(
         message_id.decode(), None if correlation_id is None else correlation_id.decode(),
-        _LONG.unpack(created)[0], event_type.decode(), _SIGNED_BYTE.unpack(version)[0],
+        LONG.unpack(created)[0], event_type.decode(), _SIGNED_BYTE.unpack(version)[0],
         data[match.end():],
     )
 
@@ -283,9 +283,9 @@ _FIXED: dict[int, tuple[struct.Struct | None, Any]] = {
     0x71: (struct.Struct(">i"), None),
     0x72: (struct.Struct(">f"), None),
     0x80: (struct.Struct(">Q"), None),
-    0x81: (_LONG, None),
+    0x81: (LONG, None),
     0x82: (struct.Struct(">d"), None),
-    0x83: (_LONG, None),
+    0x83: (LONG, None),
     0x98: (struct.Struct(">16s"), lambda raw: uuid.UUID(bytes=raw)),
 }
 

@@ -11,6 +11,7 @@ not a well-formed event, never another exception.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -90,6 +91,36 @@ def encode(event: Event) -> RawMessage:
         })
     return RawMessage(amqp.encode_event(event.id, correlation_id, event.created_ms, event_type,
                                         SCHEMA_VERSION, data))
+
+
+class EventTemplate:
+    """What `encode` writes for `event` with another id and creation time.
+
+    `features` sends the same few hundred rows again and again: the message
+    is encoded once, with marker values, and each event fills in its id and
+    time (a join of seven parts, 0.4 us, against 3 us to encode). The bytes
+    are `encode`'s by construction; an id of another length, or one JSON
+    would escape, is encoded in full.
+    """
+
+    _ID = "~" * 36  # a UUID's length; "~" is in no header and no JSON number
+    _MS = -0x0123456789ABCDEF  # 0xfedcba98...: 0xfe is in no header and never in UTF-8
+
+    def __init__(self, event: FeaturesEvent | TruthEvent) -> None:
+        self._event = event
+        data = bytes(encode(dataclasses.replace(event, id=self._ID, created_ms=self._MS)))
+        marker_id, marker_ms = self._ID.encode(), amqp.LONG.pack(self._MS)
+        # message_id, creation_time (properties), then the body's "id".
+        head, middle, tail = data.split(marker_id)
+        before_ms, after_ms = middle.split(marker_ms)
+        self._parts = (head, before_ms, after_ms, tail)
+
+    def encode(self, event_id: str, created_ms: int) -> RawMessage:
+        if len(event_id) != len(self._ID) or not _ID_PATTERN.fullmatch(event_id):
+            return encode(dataclasses.replace(self._event, id=event_id, created_ms=created_ms))
+        head, before_ms, after_ms, tail = self._parts
+        event, created = event_id.encode(), amqp.LONG.pack(created_ms)
+        return RawMessage(b"".join((head, event, before_ms, created, after_ms, event, tail)))
 
 
 def _json(value: object) -> bytes:

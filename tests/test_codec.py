@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -15,6 +16,7 @@ from rstream import AMQPMessage, Properties, amqp_decoder
 from streams.codec import (
     SCHEMA_VERSION,
     Event,
+    EventTemplate,
     FeaturesEvent,
     MalformedEvent,
     PredictionEvent,
@@ -290,3 +292,20 @@ def test_a_number_that_is_not_finite_is_never_written(value: float) -> None:
         encode(TruthEvent("a", value, 0))
     with pytest.raises(ValueError):
         encode(PredictionEvent("b", "a", value, "v1", 0))
+
+
+ID_TEXT = st.text(alphabet="0123456789abcdef-", min_size=36, max_size=36) | st.text(max_size=40)
+FINITE = st.floats(allow_nan=False, allow_infinity=False)
+TEMPLATE_EVENTS = st.builds(
+    FeaturesEvent, st.just(""), st.integers(0, 10**6),
+    st.dictionaries(st.text(min_size=1, max_size=12), FINITE, min_size=1, max_size=30), st.just(0),
+) | st.builds(TruthEvent, st.just(""), FINITE, st.just(0))
+
+
+@given(TEMPLATE_EVENTS, ID_TEXT, st.integers(-(2**63), 2**63 - 1))
+def test_a_template_writes_what_encode_writes(
+    event: FeaturesEvent | TruthEvent, event_id: str, created_ms: int
+) -> None:
+    template = EventTemplate(event)
+    expected = wire(dataclasses.replace(event, id=event_id, created_ms=created_ms))
+    assert bytes(template.encode(event_id, created_ms)) == expected
