@@ -216,9 +216,10 @@ def plot(
              "first, last, next, an offset or an ISO-8601 time.")] = None,
 ) -> None:
     """Draw the distribution of absolute errors to error_distribution.png."""
-    from processors.plot import run_plot
+    from processors.plot import lower_priority, run_plot
 
     start = None if from_offset is None else _start(from_offset)
+    lower_priority()
     run_until_stopped(lambda stop: run_plot(config, stop, limits, every, start))
 
 

@@ -1,8 +1,10 @@
-"""Real processes stop cleanly on SIGTERM and SIGINT: exit 0, offsets stored."""
+"""Real processes stop cleanly on SIGTERM and SIGINT: exit 0, offsets stored;
+and plot runs at a lower CPU priority."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import time
@@ -12,6 +14,7 @@ import pytest
 
 from processors import checkpoint
 from processors.config import PipelineConfig
+from processors.plot import NICENESS
 from streams.connection import open_consumer
 from streams.subscription import stored_offset
 from tests.streamtools import NNMON, nnmon_env
@@ -56,3 +59,22 @@ def test_processors_flush_and_store_offsets_when_signalled(config: PipelineConfi
 
     model_offset, metric_offset = asyncio.run(offsets())
     assert model_offset is not None and metric_offset == saved.streams[config.names.y_true]
+
+
+def test_plot_runs_at_a_lower_cpu_priority(config: PipelineConfig) -> None:
+    """plot yields the CPU to the processors on the path to the CSV."""
+    expected = min(os.nice(0) + NICENESS, 19)
+    process = spawn(config, "plot")
+    try:
+        deadline = time.monotonic() + 30
+        while niceness(process.pid) != expected:
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, f"plot's niceness is {niceness(process.pid)}, not {expected}"
+            time.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, process.stderr.read() if process.stderr else ""
+
+
+def niceness(pid: int) -> int:
+    return os.getpriority(os.PRIO_PROCESS, pid)
