@@ -55,6 +55,10 @@ async def stored_offset(consumer: rstream.Consumer, stream: str, name: str) -> i
 
 
 LEADER_HOLD_S = 0.25
+# A partner stream with nothing queued and nothing new for this long brings
+# nothing a held record waits for: several chunk gaps at full speed (about
+# 1 ms), and short enough not to show in the CSV's latency.
+PARTNER_QUIET_S = 0.02
 
 
 class RecordReader:
@@ -86,6 +90,7 @@ class RecordReader:
         self._room: dict[str, asyncio.Event] = {}
         self._arrived = asyncio.Event()
         self._newest_ms: dict[str, int] = {}  # chunk time of the newest record arrived, per stream
+        self._last_arrival: dict[str, float] = {}  # when (clock) it arrived; subscribed, before any
         self._follows: dict[str, _Following] = {}
         self._followed_by: dict[str, str] = {}  # leader -> its follower
 
@@ -159,6 +164,7 @@ class RecordReader:
 
     def _add_queue(self, stream: str) -> None:
         self._queues[stream], self._arrivals[stream], self._room[stream] = deque(), deque(), asyncio.Event()
+        self._last_arrival[stream] = self._clock()
 
     def _arrive(self, records: list[Record]) -> None:
         """Queue records of one stream as read (the merge itself is tested
@@ -169,6 +175,7 @@ class RecordReader:
         self._queues[stream].extend(records)
         self._arrivals[stream].extend([self._clock()] * len(records))
         self._newest_ms[stream] = records[-1].timestamp_ms
+        self._last_arrival[stream] = self._arrivals[stream][-1]
         self._arrived.set()
 
     async def next_batch(self, max_records: int = 1_000, timeout: float | None = None) -> list[Record]:
@@ -211,7 +218,7 @@ class RecordReader:
             # brought what goes with it: one choice per run, not per record
             # (measured as 9% of metric's time).
             until_ms = min([self._merge_key(s) - self._shift_ms(first) - 1 for s in ready if s != first]
-                           + [self._free_until_ms(first)])
+                           + [self._free_until_ms(first, now)])
             queue, arrivals = queues[first], self._arrivals[first]
             batch.append(queue.popleft())
             arrivals.popleft()
@@ -229,20 +236,28 @@ class RecordReader:
     def _merge_key(self, stream: str) -> int:
         return self._queues[stream][0].timestamp_ms + self._shift_ms(stream)
 
-    def _free_until_ms(self, stream: str) -> float:
+    def _free_until_ms(self, stream: str, now: float) -> float:
         """The newest chunk time at which `stream`'s records are not held
         back, going by what their partner stream has brought (see `_held_s`).
 
         A follower's record waits for the leader to bring one `lead_ms`
         newer; a leader's, when the follower queue is empty, for the follower
-        to bring one `lead_ms` older. Otherwise nothing waits."""
+        to bring one `lead_ms` older. Otherwise nothing waits, and nothing
+        waits for a partner that has gone quiet."""
         following = self._follows.get(stream)
         if following is not None:
-            return self._newest_ms.get(following.leader, -1) - following.lead_ms
-        follower = self._followed_by.get(stream)
-        if follower is None or self._queues[follower]:
-            return math.inf  # not a leader, or the merge puts its records in order
-        return self._newest_ms.get(follower, -1) + self._follows[follower].lead_ms
+            partner = following.leader
+            until_ms = self._newest_ms.get(partner, -1) - following.lead_ms
+        else:
+            partner = self._followed_by.get(stream, "")
+            if not partner or self._queues[partner]:
+                return math.inf  # not a leader, or the merge puts its records in order
+            until_ms = self._newest_ms.get(partner, -1) + self._follows[partner].lead_ms
+        return math.inf if self._quiet_s(partner, now) >= PARTNER_QUIET_S else until_ms
+
+    def _quiet_s(self, stream: str, now: float) -> float:
+        """How long `stream` has had nothing queued and nothing arriving."""
+        return 0.0 if self._queues[stream] else now - self._last_arrival[stream]
 
     def _held_s(self, stream: str, now: float) -> float | None:
         """How much longer `stream`'s next record is held back, waiting for
@@ -252,16 +267,29 @@ class RecordReader:
         gap between two chunks while catching up; a stream that has ended
         must not delay the other long). The limits run from the record's
         arrival here, not from its chunk time: while catching up on a backlog
-        every record is old, and still its partner is just behind it."""
-        if self._queues[stream][0].timestamp_ms <= self._free_until_ms(stream):
+        every record is old, and still its partner is just behind it.
+
+        Either stops waiting once the partner has been quiet PARTNER_QUIET_S:
+        the lead is a low estimate from past pairs, and a prediction can come
+        sooner after its truth than that. Its truth then waited for the next
+        prediction; after the last event of a burst, or between events at a
+        slow pace, none came for `hold_s`, and the row reached the CSV 5 s
+        late (the bench's last 600 rows took 4 s; at 5 events/s, the p90
+        from publish to CSV was 206 ms, and is 25 ms now)."""
+        if self._queues[stream][0].timestamp_ms <= self._free_until_ms(stream, now):
             return None
         following = self._follows.get(stream)
         if following is not None:
-            limit_s = following.hold_s
+            partner, limit_s = following.leader, following.hold_s
         else:
-            limit_s = min(self._follows[self._followed_by[stream]].hold_s, LEADER_HOLD_S)
+            partner = self._followed_by[stream]
+            limit_s = min(self._follows[partner].hold_s, LEADER_HOLD_S)
         waited = now - self._arrivals[stream][0]
-        return None if waited >= limit_s else limit_s - waited
+        if waited >= limit_s:
+            return None
+        # A partner with records queued is not quiet until they are taken.
+        quiet_in_s = math.inf if self._queues[partner] else PARTNER_QUIET_S - self._quiet_s(partner, now)
+        return min(limit_s - waited, quiet_in_s)
 
 
 @dataclass

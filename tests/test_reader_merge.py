@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.subscription import Record, RecordReader
+from streams.subscription import PARTNER_QUIET_S, Record, RecordReader
 
 
 class Clock:
@@ -131,9 +132,11 @@ def test_a_run_of_truths_stops_where_the_predictions_end() -> None:
     reader._arrive([record("p", 0, 1_550)])
     clock.now += 0.3
     assert taken(reader) == [("p", 0)]  # its truth did not come: it went on after a moment
+    reader._arrive([record("p", 1, 1_555)])
     for offset, ms in enumerate((1_000, 1_040, 1_050, 1_060)):
         reader._arrive([record("t", offset, ms)])
-    assert taken(reader) == [("t", 0), ("t", 1), ("t", 2)]  # the last waits for its prediction
+    # The last waits for its prediction, 1,560 or newer.
+    assert taken(reader) == [("t", 0), ("t", 1), ("t", 2), ("p", 1)]
 
 
 def test_a_run_of_predictions_stops_where_the_truths_end() -> None:
@@ -145,3 +148,41 @@ def test_a_run_of_predictions_stops_where_the_truths_end() -> None:
     for offset, ms in enumerate((1_500, 1_510, 1_600), 1):
         reader._arrive([record("p", offset, ms)])
     assert taken(reader) == [("p", 1)]  # the next ones' truths (1,010 and on) are not read yet
+
+
+def test_a_truth_goes_on_once_the_predictions_have_gone_quiet() -> None:
+    """The lead is a low estimate: this prediction came 50 ms after its
+    truth, not 100. Its truth does not wait for a newer prediction that may
+    be seconds away (the last of a burst, or a slow pace)."""
+    clock = Clock()
+    reader = reader_with(clock, lead_ms=100)
+    reader._arrive([record("p", 0, 1_050)])
+    reader._arrive([record("t", 0, 1_000)])
+    assert taken(reader) == [("p", 0)]
+    clock.now += PARTNER_QUIET_S * 0.75
+    assert reader._take(10) == ([], pytest.approx(PARTNER_QUIET_S * 0.25))  # predictions may be on the way
+    clock.now += PARTNER_QUIET_S * 0.26
+    assert taken(reader) == [("t", 0)]
+
+
+def test_a_prediction_goes_on_once_the_truths_have_gone_quiet() -> None:
+    clock = Clock()
+    reader = reader_with(clock, lead_ms=500)
+    reader._arrive([record("t", 0, 1_000)])
+    reader._arrive([record("p", 0, 1_500)])
+    assert taken(reader) == [("t", 0), ("p", 0)]
+    reader._arrive([record("p", 1, 2_000)])
+    assert taken(reader) == []
+    clock.now += PARTNER_QUIET_S * 1.01  # well before LEADER_HOLD_S
+    assert taken(reader) == [("p", 1)]
+
+
+def test_a_record_waits_while_its_partner_has_records_queued() -> None:
+    """Queued records are not quiet: a truth held behind a long queue of
+    older predictions (catching up) keeps its place after the merge."""
+    clock = Clock()
+    reader = reader_with(clock, lead_ms=100)
+    reader._arrive([record("p", 0, 900), record("p", 1, 950)])
+    reader._arrive([record("t", 0, 1_000)])
+    clock.now += 1.0  # nothing new for a second, but predictions are still queued
+    assert reader._take(1) == ([record("p", 0, 900)], pytest.approx(4.0))  # the truth: held
