@@ -58,6 +58,11 @@ class Predictor:
     version: str
 
     @functools.cached_property
+    def messages(self) -> codec.PredictionTemplate:
+        """How its predictions are encoded."""
+        return codec.PredictionTemplate(self.version)
+
+    @functools.cached_property
     def feature_set(self) -> frozenset[str]:
         return frozenset(self.feature_names)
 
@@ -233,8 +238,7 @@ def _predictions(
         if not math.isfinite(value):  # finite features can still overflow the model
             intake.reject(record, f"the prediction is {value}: the features are out of the model's range")
             continue
-        message = codec.encode(codec.PredictionEvent(
-            ids.next_id(), event.id, value, predictor.version, now_ms))
+        message = predictor.messages.encode(ids.next_id(), event.id, value, now_ms)
         # Broker-side deduplication: a re-read features event yields the
         # same publishing id, which the broker drops.
         message.publishing_id = record.offset + 1

@@ -93,8 +93,15 @@ def encode_event(
     return b"".join((
         b"\x00\x53\x73", _compound(0xC0, 0xD0, 13, properties),
         b"\x00\x53\x74", _compound(0xC1, 0xD1, 4, application),
-        b"\x00\x53\x75", _variable(0xA0, 0xB0, body),
+        data_section_header(len(body)), body,
     ))
+
+
+def data_section_header(size: int) -> bytes:
+    """The start of a data section of `size` bytes: descriptor, type, size."""
+    if size <= 255:
+        return b"\x00\x53\x75\xa0" + bytes((size,))
+    return b"\x00\x53\x75\xb0" + _UINT.pack(size)
 
 
 @dataclass

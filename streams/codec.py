@@ -93,6 +93,32 @@ def encode(event: Event) -> RawMessage:
                                         SCHEMA_VERSION, data))
 
 
+# Marker values for the templates below. "~" is in no header and no JSON
+# number; 0xfe, the creation time's first byte, is in no header and never in
+# UTF-8; the number is one no model version or feature name spells.
+_ID_MARK = "~" * 36  # a UUID's length
+_CORRELATION_MARK = "^" * 36
+_MS_MARK = -0x0123456789ABCDEF
+_VALUE_MARK = -1.2345678901234567e-299
+
+
+def _cut(data: bytes, markers: list[bytes]) -> list[bytes]:
+    """`data` cut at each of `markers` in turn: the pieces around them. Each
+    marker must appear exactly as often as it is listed."""
+    if any(data.count(m) != markers.count(m) for m in markers):
+        raise ValueError("a template's marker appears where it is not expected")
+    pieces = []
+    for marker in markers:
+        before, _, data = data.partition(marker)
+        pieces.append(before)
+    return [*pieces, data]
+
+
+def _fast_ids(*ids: str) -> bool:
+    """Ids a template can take: a UUID's length, nothing JSON escapes."""
+    return all(len(i) == len(_ID_MARK) and _ID_PATTERN.fullmatch(i) for i in ids)
+
+
 class EventTemplate:
     """What `encode` writes for `event` with another id and creation time.
 
@@ -103,24 +129,49 @@ class EventTemplate:
     would escape, is encoded in full.
     """
 
-    _ID = "~" * 36  # a UUID's length; "~" is in no header and no JSON number
-    _MS = -0x0123456789ABCDEF  # 0xfedcba98...: 0xfe is in no header and never in UTF-8
-
     def __init__(self, event: FeaturesEvent | TruthEvent) -> None:
         self._event = event
-        data = bytes(encode(dataclasses.replace(event, id=self._ID, created_ms=self._MS)))
-        marker_id, marker_ms = self._ID.encode(), amqp.LONG.pack(self._MS)
-        # message_id, creation_time (properties), then the body's "id".
-        head, middle, tail = data.split(marker_id)
-        before_ms, after_ms = middle.split(marker_ms)
-        self._parts = (head, before_ms, after_ms, tail)
+        data = bytes(encode(dataclasses.replace(event, id=_ID_MARK, created_ms=_MS_MARK)))
+        marker_id = _ID_MARK.encode()
+        # message_id and creation_time (properties), then the body's "id".
+        self._parts = _cut(data, [marker_id, amqp.LONG.pack(_MS_MARK), marker_id])
 
     def encode(self, event_id: str, created_ms: int) -> RawMessage:
-        if len(event_id) != len(self._ID) or not _ID_PATTERN.fullmatch(event_id):
+        if not _fast_ids(event_id):
             return encode(dataclasses.replace(self._event, id=event_id, created_ms=created_ms))
         head, before_ms, after_ms, tail = self._parts
         event, created = event_id.encode(), amqp.LONG.pack(created_ms)
         return RawMessage(b"".join((head, event, before_ms, created, after_ms, event, tail)))
+
+
+class PredictionTemplate:
+    """What `encode` writes for a `PredictionEvent` of `model_version`, made
+    the way `EventTemplate` does, with the body's size written per event
+    (the number's length varies): 1 us, against 3 us to encode."""
+
+    def __init__(self, model_version: str) -> None:
+        self.model_version = model_version
+        probe = PredictionEvent(_ID_MARK, _CORRELATION_MARK, _VALUE_MARK, model_version, _MS_MARK)
+        data = bytes(encode(probe))
+        body = amqp.decode(data).body or b""
+        # The data section, its header included, comes last.
+        head = data[:-len(amqp.data_section_header(len(body)) + body)]
+        event_id, correlation = _ID_MARK.encode(), _CORRELATION_MARK.encode()
+        try:
+            self._parts: tuple[list[bytes], list[bytes]] | None = (
+                _cut(head, [event_id, correlation, amqp.LONG.pack(_MS_MARK)]),
+                _cut(body, [event_id, correlation, orjson.dumps(_VALUE_MARK)]))
+        except ValueError:  # a version that spells a marker: encoded in full
+            self._parts = None
+
+    def encode(self, event_id: str, features_id: str, y_pred: float, created_ms: int) -> RawMessage:
+        if self._parts is None or not (_fast_ids(event_id, features_id) and math.isfinite(y_pred)):
+            return encode(PredictionEvent(event_id, features_id, y_pred, self.model_version, created_ms))
+        (h0, h1, h2, h3), (b0, b1, b2, b3) = self._parts
+        event, features = event_id.encode(), features_id.encode()
+        body = b"".join((b0, event, b1, features, b2, orjson.dumps(y_pred), b3))
+        return RawMessage(b"".join((h0, event, h1, features, h2, amqp.LONG.pack(created_ms), h3,
+                                    amqp.data_section_header(len(body)), body)))
 
 
 def _json(value: object) -> bytes:

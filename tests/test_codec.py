@@ -20,6 +20,7 @@ from streams.codec import (
     FeaturesEvent,
     MalformedEvent,
     PredictionEvent,
+    PredictionTemplate,
     TruthEvent,
     decode,
     encode,
@@ -309,3 +310,23 @@ def test_a_template_writes_what_encode_writes(
     template = EventTemplate(event)
     expected = wire(dataclasses.replace(event, id=event_id, created_ms=created_ms))
     assert bytes(template.encode(event_id, created_ms)) == expected
+
+
+@given(ID_TEXT, ID_TEXT, st.floats(), st.text(max_size=300), st.integers(-(2**63), 2**63 - 1))
+def test_a_prediction_template_writes_what_encode_writes(
+    event_id: str, features_id: str, y_pred: float, model_version: str, created_ms: int
+) -> None:
+    template = PredictionTemplate(model_version)
+    event = PredictionEvent(event_id, features_id, y_pred, model_version, created_ms)
+    if not math.isfinite(y_pred):
+        with pytest.raises(ValueError):
+            template.encode(event_id, features_id, y_pred, created_ms)
+        return
+    assert bytes(template.encode(event_id, features_id, y_pred, created_ms)) == wire(event)
+
+
+def test_a_model_version_that_spells_a_marker_is_encoded_in_full() -> None:
+    version = "v" + "~" * 40
+    event = PredictionEvent(PREDICTION.id, FEATURES.id, 1.5, version, CREATED_MS)
+    message = PredictionTemplate(version).encode(event.id, event.features_id, 1.5, CREATED_MS)
+    assert bytes(message) == wire(event)
