@@ -133,11 +133,14 @@ class EventTemplate:
         self._event = event
         data = bytes(encode(dataclasses.replace(event, id=_ID_MARK, created_ms=_MS_MARK)))
         marker_id = _ID_MARK.encode()
-        # message_id and creation_time (properties), then the body's "id".
-        self._parts = _cut(data, [marker_id, amqp.LONG.pack(_MS_MARK), marker_id])
+        try:
+            # message_id and creation_time (properties), then the body's "id".
+            self._parts: list[bytes] | None = _cut(data, [marker_id, amqp.LONG.pack(_MS_MARK), marker_id])
+        except ValueError:  # a feature name that spells a marker: encoded in full
+            self._parts = None
 
     def encode(self, event_id: str, created_ms: int) -> RawMessage:
-        if not _fast_ids(event_id):
+        if self._parts is None or not _fast_ids(event_id):
             return encode(dataclasses.replace(self._event, id=event_id, created_ms=created_ms))
         head, before_ms, after_ms, tail = self._parts
         event, created = event_id.encode(), amqp.LONG.pack(created_ms)

@@ -325,8 +325,10 @@ def test_a_prediction_template_writes_what_encode_writes(
     assert bytes(template.encode(event_id, features_id, y_pred, created_ms)) == wire(event)
 
 
-def test_a_model_version_that_spells_a_marker_is_encoded_in_full() -> None:
-    version = "v" + "~" * 40
-    event = PredictionEvent(PREDICTION.id, FEATURES.id, 1.5, version, CREATED_MS)
-    message = PredictionTemplate(version).encode(event.id, event.features_id, 1.5, CREATED_MS)
+def test_a_name_that_spells_a_template_marker_is_encoded_in_full() -> None:
+    spelled = "v" + "~" * 40
+    event = PredictionEvent(PREDICTION.id, FEATURES.id, 1.5, spelled, CREATED_MS)
+    message = PredictionTemplate(spelled).encode(event.id, event.features_id, 1.5, CREATED_MS)
     assert bytes(message) == wire(event)
+    features = FeaturesEvent(FEATURES.id, 3, {spelled: 0.5}, CREATED_MS)
+    assert bytes(EventTemplate(features).encode(features.id, CREATED_MS)) == wire(features)
