@@ -89,7 +89,9 @@ async def run_joined(
     of that long, so that what comes next is read in one big batch: for a
     view that is redrawn every few seconds, not one that must be up to the
     millisecond. Under load batches are big, there is no rest, and the
-    processor keeps up.
+    processor keeps up. Nor is there a rest while records wait in the
+    reader: catching up, a batch can be small where the merge stops a run,
+    and plot rested 2 s in 8 s over a backlog of 200,000 events.
 
     When the broker goes away, everything since the last checkpoint is
     dropped (the view is reopened from it) and reading resumes from there
@@ -178,7 +180,7 @@ async def run_joined(
                     counts.update(totals())
                     if after_batch is not None:
                         await after_batch(not records)
-                    if rest_s and 0 < len(records) < TRICKLE:
+                    if rest_s and 0 < len(records) < TRICKLE and reader.queued() < TRICKLE:
                         await sleep_unless_stopped(stop, rest_s)
                     if unsaved and time.monotonic() - last_checkpoint >= checkpoint_every_s:
                         await save_checkpoint()

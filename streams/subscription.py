@@ -178,6 +178,10 @@ class RecordReader:
         self._last_arrival[stream] = self._arrivals[stream][-1]
         self._arrived.set()
 
+    def queued(self) -> int:
+        """How many records have arrived and wait to be taken."""
+        return sum(len(queue) for queue in self._queues.values())
+
     async def next_batch(self, max_records: int = 1_000, timeout: float | None = None) -> list[Record]:
         """Wait for at least one record that is not held back (or `timeout`
         seconds: then empty), then take whatever else is ready, up to

@@ -175,3 +175,12 @@ def test_a_record_waits_while_its_partner_has_records_queued() -> None:
     reader._arrive([record("t", 0, 1_000)])
     clock.now += 1.0  # nothing new for a second, but predictions are still queued
     assert reader._take(1) == ([record("p", 0, 900)], pytest.approx(4.0))  # the truth: held
+
+
+def test_queued_counts_what_arrived_and_was_not_taken() -> None:
+    reader = reader_with(Clock())
+    reader._arrive([record("t", 0, 10), record("t", 1, 30)])
+    reader._arrive([record("p", 0, 20)])
+    assert reader.queued() == 3
+    assert len(reader._take(2)[0]) == 2
+    assert reader.queued() == 1
