@@ -39,6 +39,13 @@ log = logging.getLogger("nnmon.features")
 FULL_SPEED_BATCH = 1_000
 # Batches awaiting the broker's confirms at once.
 IN_FLIGHT = 4
+# Sends are at least this far apart: above 200 events/s, what fell due since
+# the last send goes out together. Each send is a chunk in two streams, and
+# the broker's cost (and every reader's) is per chunk: at 1,000 events/s, one
+# event a send, the broker used 0.9 of a core and the plot's reading alone
+# raised the 99th percentile latency from 12 to 30 ms. In groups of five,
+# the broker uses 0.55 and p99 from each event's due time is under 20 ms.
+TICK_S = 0.005
 
 
 def cycled_rows(rows: int, seed: int) -> Iterator[int]:
@@ -112,23 +119,33 @@ async def run_features(
 class Pace:
     """A steady schedule: event n is due `n * interval` seconds after the
     first. Behind schedule, everything due goes out at once, so the rate
-    holds even when one publish takes longer than the interval."""
+    holds even when one publish takes longer than the interval. Sends are
+    at least `tick` apart: at intervals shorter than that, the events that
+    fell due since the last send go out together."""
 
     interval: float
+    tick: float = TICK_S
     start: float | None = None
+    last_send: float = -math.inf
 
-    def due(self, now: float, sent: int) -> int:
-        """How many events should be out by `now`, beyond the `sent` ones."""
+    def to_send(self, now: float, sent: int) -> int:
+        """How many events to send at `now`, beyond the `sent` ones. Any
+        number but 0 counts as a send at `now`."""
         if self.start is None:
             self.start = now
         if self.interval <= 0:
             return FULL_SPEED_BATCH
-        return max(math.floor((now - self.start) / self.interval) + 1 - sent, 0)
+        if now < self.last_send + self.tick:
+            return 0
+        due = max(math.floor((now - self.start) / self.interval) + 1 - sent, 0)
+        if due:
+            self.last_send = now
+        return due
 
     def wait(self, now: float, sent: int) -> float:
-        """Seconds until the next event is due."""
+        """Seconds until the next send."""
         assert self.start is not None
-        return max(self.start + sent * self.interval - now, 0.0)
+        return max(self.start + sent * self.interval - now, self.last_send + self.tick - now, 0.0)
 
 
 async def _publish(
@@ -168,7 +185,7 @@ async def _publish(
                 if len(in_flight) >= IN_FLIGHT:
                     await settle_oldest()
                     continue
-                due = pace.due(time.monotonic(), progress.made)
+                due = pace.to_send(time.monotonic(), progress.made)
                 if due == 0:
                     if in_flight:
                         await settle_oldest()
