@@ -10,6 +10,8 @@
   cost 0.2 s and a new connection. The connection stays open here for the
   next subscription, until `close`, which closes the connections side by
   side instead of one after the other.
+- A chunk subscription's connection decodes Deliver frames with `struct`
+  (see `streams.frames`).
 
 This overrides private methods of `rstream.Consumer`: rstream is pinned to
 the minor version it was written against, and the tests read through it.
@@ -26,6 +28,7 @@ from rstream import ConsumerOffsetSpecification, OffsetType, schema
 from rstream.consumer import _Subscriber
 
 from streams.chunks import Chunk
+from streams.frames import decode_quickly
 
 OnChunk = Callable[[Chunk], Awaitable[None] | None]
 
@@ -47,9 +50,11 @@ class Consumer(rstream.Consumer):
         not chunk by chunk: each grant is a socket write, measured as 8% of
         metric's time with the small chunks of a live pipeline."""
         callback = _ChunkCallback(on_chunk, credit_batch=max(initial_credit // 2, 1))
-        return await self.subscribe(
+        subscription = await self.subscribe(
             stream, callback, offset_specification=offset_specification,
             initial_credit=initial_credit, subscriber_name=subscriber_name, properties=properties)
+        decode_quickly(self._subscribers[subscription].client)
+        return subscription
 
     async def _on_deliver(
         self, frame: schema.Deliver, subscriber: _Subscriber, filter_value: Any

@@ -6,7 +6,8 @@ its `send_wait` waits but is slow. `ConfirmedPublisher` declares publishers
 through rstream, then writes the Publish frames itself (byte for byte what
 rstream writes) and reads the confirm frames whole, so a caller can await
 durability per batch while several batches are in flight, and batches for
-several streams go out in one socket write.
+several streams go out in one socket write. The connection decodes the
+confirm frames with `struct` (see `streams.frames`).
 
 This touches private parts of `rstream.Producer` (its publisher table and
 connections): rstream is pinned to the minor version it was written against,
@@ -26,6 +27,7 @@ from rstream import schema
 from rstream.client import Client
 
 from streams.connection import BrokerError, ConnectionLost, Watch
+from streams.frames import decode_quickly
 
 Outgoing = rstream.RawMessage | rstream.AMQPMessage
 
@@ -136,6 +138,7 @@ class ConfirmedPublisher:
             name = f"nnmon-confirms-{id(self)}"
             publisher.client.add_handler(schema.PublishConfirm, self._on_confirm, name=name)
             publisher.client.add_handler(schema.PublishError, self._on_error, name=name)
+            decode_quickly(publisher.client)
         return route
 
     def _on_confirm(self, frame: schema.PublishConfirm) -> None:
