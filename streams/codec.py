@@ -114,9 +114,9 @@ def _cut(data: bytes, markers: list[bytes]) -> list[bytes]:
     return [*pieces, data]
 
 
-def _fast_ids(*ids: str) -> bool:
-    """Ids a template can take: a UUID's length, nothing JSON escapes."""
-    return all(len(i) == len(_ID_MARK) and _ID_PATTERN.fullmatch(i) for i in ids)
+def _fast_id(event_id: str) -> bool:
+    """An id a template can take: a UUID's length, nothing JSON escapes."""
+    return len(event_id) == len(_ID_MARK) and _ID_PATTERN.fullmatch(event_id) is not None
 
 
 class EventTemplate:
@@ -140,7 +140,7 @@ class EventTemplate:
             self._parts = None
 
     def encode(self, event_id: str, created_ms: int) -> RawMessage:
-        if self._parts is None or not _fast_ids(event_id):
+        if self._parts is None or not _fast_id(event_id):
             return encode(dataclasses.replace(self._event, id=event_id, created_ms=created_ms))
         head, before_ms, after_ms, tail = self._parts
         event, created = event_id.encode(), amqp.LONG.pack(created_ms)
@@ -168,7 +168,8 @@ class PredictionTemplate:
             self._parts = None
 
     def encode(self, event_id: str, features_id: str, y_pred: float, created_ms: int) -> RawMessage:
-        if self._parts is None or not (_fast_ids(event_id, features_id) and math.isfinite(y_pred)):
+        fast = _fast_id(event_id) and _fast_id(features_id) and math.isfinite(y_pred)
+        if self._parts is None or not fast:
             return encode(PredictionEvent(event_id, features_id, y_pred, self.model_version, created_ms))
         (h0, h1, h2, h3), (b0, b1, b2, b3) = self._parts
         event, features = event_id.encode(), features_id.encode()
