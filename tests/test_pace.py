@@ -47,3 +47,10 @@ def test_a_send_waits_for_the_tick_even_with_events_due() -> None:
 def test_an_interval_of_zero_means_as_fast_as_possible() -> None:
     assert Pace(0).to_send(5.0, sent=10_000) == FULL_SPEED_BATCH
     assert Pace(0).to_send(5.0, sent=10_000) == FULL_SPEED_BATCH  # no tick between batches
+
+
+def test_a_late_send_does_not_delay_the_ones_after() -> None:
+    pace = Pace(0.001, tick=0.005)
+    assert pace.to_send(0.0, sent=0) == 1
+    assert pace.to_send(0.0063, sent=1) == 6  # woken 1.3 ms late: events 1..6
+    assert pace.wait(0.0063, sent=7) == pytest.approx(0.0037)  # the grid's next point, 10 ms
