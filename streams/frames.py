@@ -2,8 +2,8 @@
 
 rstream decodes every frame field by field through a generic reader: a
 PublishConfirm's ids one by one, each through two dict lookups on an Enum
-(about 1.5 us an id, two ids an event for `features`: a fifth of its time at
-full speed), and a Deliver's thirteen header fields the same way. Here a
+(0.88 us an id, against 0.02 here; two ids an event for `features`), and a
+Deliver's thirteen header fields the same way (14 us, against 2.3). Here a
 PublishConfirm or a Deliver (version 1, as rstream reads them) is unpacked
 at once into the very frame rstream would make; anything else, or anything
 that does not read cleanly, goes to rstream's decoder.
