@@ -178,8 +178,11 @@ class ConfirmedPublisher:
         def settled(_: asyncio.Future[None]) -> None:
             timer.cancel()
             self._unconfirmed.discard(done)
-            for stream, messages in batches.items():
-                self._forget(stream, messages)
+            # Confirmed, every message's entry went with its confirm; only a
+            # batch that failed or was abandoned leaves entries behind.
+            if done.cancelled() or done.exception() is not None:
+                for stream, messages in batches.items():
+                    self._forget(stream, messages)
 
         done.add_done_callback(settled)
         if self._watch.error is not None:  # gone before this batch was sent
