@@ -37,12 +37,22 @@ def one_by_one(chunk: chunks.Chunk) -> list[codec.Event]:
     return [codec.decode(message) for _, message in chunks.messages(chunk)]
 
 
+def join_values(events: Sequence[codec.Event] | None) -> tuple[list[str], list[float]] | None:
+    """What `truth_values` or `prediction_values` gives for these events:
+    the join's key and value of each."""
+    if events is None:
+        return None
+    keys = [e.features_id if isinstance(e, codec.PredictionEvent) else e.id for e in events]
+    return keys, [e.y_pred if isinstance(e, codec.PredictionEvent) else e.y_true for e in events]
+
+
 @given(st.lists(truths, min_size=1, max_size=30), st.data())
 def test_truths_read_at_once_are_what_decoding_one_by_one_gives(
     events: list[codec.TruthEvent], data: st.DataObject
 ) -> None:
     chunk = chunk_of([codec.encode(e).data for e in events], skip=data.draw(st.integers(0, len(events))))
     assert chunks.read_truths(chunk) == one_by_one(chunk) == events[chunk.skip:]
+    assert chunks.truth_values(chunk) == join_values(events[chunk.skip:])
 
 
 @given(st.lists(predictions, min_size=1, max_size=30), st.data())
@@ -57,6 +67,7 @@ def test_predictions_read_at_once_are_what_decoding_one_by_one_gives(
     plain = all(e.model_version.isascii() and e.model_version.isprintable()
                 and not set(e.model_version) & {'"', "\\"} for e in events)
     assert fast == (events[chunk.skip:] if plain else None)
+    assert chunks.prediction_values(chunk) == join_values(fast)
 
 
 def test_the_offsets_of_messages_count_from_the_chunk_and_skip() -> None:
@@ -97,12 +108,14 @@ def test_bytes_after_the_last_entry_are_not_left_unread() -> None:
     assert chunks.read_truths(chunk) is None
 
 
-@pytest.mark.parametrize("read, event", [
-    (chunks.read_truths, codec.TruthEvent("abc", 151.25, 5)),
-    (chunks.read_predictions, codec.PredictionEvent("abc", "def", 7e-05, "linear-1", 5)),
+@pytest.mark.parametrize("read, read_values, event", [
+    (chunks.read_truths, chunks.truth_values, codec.TruthEvent("abc", 151.25, 5)),
+    (chunks.read_predictions, chunks.prediction_values,
+     codec.PredictionEvent("abc", "def", 7e-05, "linear-1", 5)),
 ])
 def test_every_byte_changed_is_declined_or_read_as_one_by_one(
-    read: Callable[[chunks.Chunk], list[codec.Event] | None], event: codec.Event
+    read: Callable[[chunks.Chunk], list[codec.Event] | None],
+    read_values: Callable[[chunks.Chunk], tuple[list[str], list[float]] | None], event: codec.Event
 ) -> None:
     """Every byte of a chunk of two events, changed to each of a few values:
     the chunk is declined, or read exactly as decoding one by one reads it."""
@@ -115,6 +128,7 @@ def test_every_byte_changed_is_declined_or_read_as_one_by_one(
             damaged.entries = damaged.records = 2
             damaged.data = good.data[:at] + bytes((byte,)) + good.data[at + 1:]
             fast = read(damaged)
+            assert read_values(damaged) == join_values(fast)
             if fast is None:
                 declined += 1
             else:
@@ -135,6 +149,7 @@ def test_a_damaged_chunk_is_declined_or_read_as_one_by_one(
         kind = "count"
         chunk.entries = chunk.records = chunk.entries + data.draw(st.sampled_from([-1, 1]))
     fast = chunks.read_truths(chunk)
+    assert chunks.truth_values(chunk) == join_values(fast)
     if fast is not None:
         assert fast == one_by_one(chunk)
     if kind in ("insert", "remove", "count"):
