@@ -256,7 +256,7 @@ def replay(
             typer.echo(f"note: {note}", err=True)
         where = ("nothing to replay" if result.first_read is None else
                  f"{config.names.y_true} offsets {result.first_read}..{result.ends[config.names.y_true]}")
-        typer.echo(f"replayed {len(result.pairs)} rows to {csv_path}"
+        typer.echo(f"replayed {len(result.rows)} rows to {csv_path}"
                    + (f" and {png_path}" if png_path else "")
                    + f" from {where}: {len(result.unmatched)} y_true without prediction, "
                    f"{result.rejected} rejected, {seconds:.2f}s")

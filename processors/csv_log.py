@@ -9,13 +9,12 @@ give those rows again.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from processors.join import Pair
 from processors.joined import ViewLost
-from processors.rows import HEADER, format_rows
+from processors.rows import HEADER, Rows, format_rows
 
 
 class CsvLog:
@@ -40,7 +39,7 @@ class CsvLog:
         self._file.flush()
 
     def write(self, pairs: list[Pair]) -> None:
-        rows = format_rows(pairs).encode()
+        rows = format_rows(Rows.of(pairs)).encode()
         start = self._file.tell()
         try:
             while rows:
@@ -63,7 +62,7 @@ class CsvLog:
         self._file.close()
 
 
-def write_csv(path: Path, pairs: Sequence[Pair]) -> int:
+def write_csv(path: Path, rows: Rows) -> int:
     """Write a whole metric log atomically (temporary file, fsync, rename);
     returns its size in bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,7 +70,7 @@ def write_csv(path: Path, pairs: Sequence[Pair]) -> int:
     try:
         with open(temporary, "wb") as file:
             file.write(HEADER.encode())
-            file.write(format_rows(pairs).encode())
+            file.write(format_rows(rows).encode())
             file.flush()
             os.fsync(file.fileno())
             size = file.tell()

@@ -55,6 +55,11 @@ class Intake:
         events = read(chunk)
         if events is not None:
             return zip(itertools.count(chunk.first_offset + chunk.skip), events)
+        return self.decode_messages(chunk, expected)
+
+    def decode_messages(self, chunk: Chunk, expected: type[E]) -> list[tuple[int, E]]:
+        """The chunk's events with their offsets, decoded message by message,
+        with what does not decode reported."""
         decoded = []
         for offset, data in chunks.messages(chunk):
             event = self.decode(Record(chunk.stream, offset, chunk.timestamp_ms, data), expected)

@@ -102,7 +102,7 @@ async def run_plot(
     with view_lock(config, "plot"):
         if rebuild_from is not None:
             result = await replay(config, rebuild_from)
-            histogram = histogram_of(result.pairs)
+            histogram = histogram_of(result.rows)
             await adopt(config, "plot", checkpoint_of(result, limits, histogram.to_state()))
             log.info("rebuilt the histogram from %d rows of history", histogram.count)
         # The PNG is redrawn every few seconds: reading in bursts a quarter of

@@ -11,13 +11,16 @@ prediction gives exactly one row, in y_true order.
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Container, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
+import numpy as np
 import rstream
 from rstream import ConsumerOffsetSpecification, OffsetType
 
@@ -28,9 +31,10 @@ from processors.csv_log import write_csv
 from processors.drawing import draw_png
 from processors.histogram import ErrorHistogram
 from processors.intake import Intake
-from processors.join import Half, IdJoin, Pair, Side
+from processors.join import Half, IdJoin, Side
 from processors.joined import JoinLimits
 from processors.lock import view_lock
+from processors.rows import Rows
 from processors.runtime import UsageError, without_cycle_collection
 from streams import chunks, codec
 from streams.chunks import Chunk
@@ -44,12 +48,16 @@ log = logging.getLogger("nnmon.replay")
 # than any clock difference between the broker's chunk times.
 PREDICTION_LOOKBACK_MS = 60_000
 
+T = TypeVar("T")
 Progress = Callable[[int, int], None]  # (records read, records expected)
+# A chunk's keys and values read at once (None if it cannot be), or one by one.
+ReadAtOnce = Callable[[Chunk], tuple[list[str], list[float]] | None]
+ReadOneByOne = Callable[[Chunk], list[tuple[int, str, float]]]  # (offset, key, value)
 
 
 @dataclass
 class ReplayResult:
-    pairs: list[Pair]
+    rows: Rows
     unmatched: dict[str, Half]  # y_true read with no prediction, in order
     ends: dict[str, int | None]  # per stream, the last offset the replay covers
     first_read: int | None  # the first y_true offset read
@@ -90,7 +98,7 @@ async def replay(
                 limit = min(to_offset, limit)
             ends = {names.y_true: limit, names.y_pred: _offset(pred_end)}
             if limit is None or start.offset_type is OffsetType.NEXT:
-                return ReplayResult([], {}, ends, None, 0, notes=notes)
+                return ReplayResult(Rows.joined([], [], []), {}, ends, None, 0, notes=notes)
             first = true_first if start.offset_type is OffsetType.FIRST else \
                 await position_at(consumer, names.y_true, start)
             read = await _replay_range(consumer, watch, config, first, limit, pred_end, progress)
@@ -139,29 +147,32 @@ async def _replay_range(
     limit: int,
     pred_end: Position | None,
     progress: Progress | None,
-) -> _Read:
+) -> ReadHistory:
     names = config.names
     ends = {names.y_true: limit, names.y_pred: _offset(pred_end)}
     if first is None or first.offset > limit:
-        return _Read(ends, None)
+        return ReadHistory(ends, None)
     intake = Intake(log, "replay", keep_rejects=False)
-    truths: dict[str, Half] = {}
-    predictions: dict[str, Half] = {}  # by features id
+    truths: list[ChunkValues] = []
+    predictions: list[ChunkValues] = []
     pred_limit = -1 if pred_end is None else pred_end.offset
 
+    def truths_one_by_one(chunk: Chunk) -> list[tuple[int, str, float]]:
+        return [(offset, e.id, e.y_true) for offset, e in intake.decode_messages(chunk, codec.TruthEvent)]
+
+    def predictions_one_by_one(chunk: Chunk) -> list[tuple[int, str, float]]:
+        return [(offset, e.features_id, e.y_pred)
+                for offset, e in intake.decode_messages(chunk, codec.PredictionEvent)]
+
     def on_truths(chunk: Chunk) -> None:
-        for offset, truth in intake.decode_chunk(chunk, chunks.read_truths, codec.TruthEvent):
-            if offset <= limit:
-                truths.setdefault(truth.id, Half(truth.y_true, offset, chunk.timestamp_ms))
+        truths.append(ChunkValues.read(chunk, limit, chunks.truth_values, truths_one_by_one))
         if progress is not None:
             progress(min(chunk.last_offset, limit) - first.offset + 1,
                      limit - first.offset + 1)
 
     def on_predictions(chunk: Chunk) -> None:
-        for offset, prediction in intake.decode_chunk(chunk, chunks.read_predictions, codec.PredictionEvent):
-            if offset <= pred_limit:
-                predictions.setdefault(prediction.features_id,
-                                       Half(prediction.y_pred, offset, chunk.timestamp_ms))
+        predictions.append(ChunkValues.read(chunk, pred_limit, chunks.prediction_values,
+                                            predictions_one_by_one))
 
     # Both streams are read side by side: predictions are kept whole and
     # matched once every truth is read.
@@ -176,34 +187,121 @@ async def _replay_range(
             reads.append(_read(consumer, watch, names.y_pred, pred_begin.offset, pred_end.offset,
                                on_predictions))
     await asyncio.gather(*reads)
-    log.info("read %d y_true from offset %d to %d", len(truths), first.offset, limit)
-    return _Read(ends, first, truths, predictions, intake.rejected)
+    log.info("read %d y_true from offset %d to %d", sum(len(v.keys) for v in truths), first.offset, limit)
+    return ReadHistory(ends, first, truths, predictions, intake.rejected)
+
+
+@dataclass(slots=True)
+class ChunkValues:
+    """One chunk's events of one stream as the join needs them: each one's
+    key (a y_true's id, a y_pred's features id), value and offset."""
+
+    event_ms: int  # when the broker stored the chunk
+    offsets: Sequence[int]
+    keys: list[str]
+    values: list[float]
+
+    @classmethod
+    def read(cls, chunk: Chunk, limit: int, at_once: ReadAtOnce, one_by_one: ReadOneByOne) -> ChunkValues:
+        """The chunk's events up to offset `limit`: all at once (see
+        `streams.chunks`) when it can, else message by message."""
+        offsets: Sequence[int]
+        fast = at_once(chunk)
+        if fast is not None:
+            keys, values = fast
+            start = chunk.first_offset + chunk.skip
+            offsets = range(start, start + len(keys))
+        else:
+            decoded = one_by_one(chunk)
+            offsets = [offset for offset, _, _ in decoded]
+            keys = [key for _, key, _ in decoded]
+            values = [value for _, _, value in decoded]
+        end = bisect.bisect_right(offsets, limit)
+        if end < len(keys):
+            offsets, keys, values = offsets[:end], keys[:end], values[:end]
+        return cls(chunk.timestamp_ms, offsets, keys, values)
 
 
 @dataclass
-class _Read:
-    """What a replay read: y_true by id and y_pred by features id, from
-    `first` on; not yet matched."""
+class ReadHistory:
+    """What a replay read: y_true and y_pred, chunk by chunk, from `first`
+    on; not yet matched."""
 
     ends: dict[str, int | None]
     first: Position | None
-    truths: dict[str, Half] = field(default_factory=dict)
-    predictions: dict[str, Half] = field(default_factory=dict)
+    truths: list[ChunkValues] = field(default_factory=list)
+    predictions: list[ChunkValues] = field(default_factory=list)
     rejected: int = 0
 
     def match(self) -> ReplayResult:
         if self.first is None:
-            return ReplayResult([], {}, self.ends, None, self.rejected)
-        truths, predictions = self.truths, self.predictions
-        pairs = [Pair(i, half.value, predictions[i].value) for i, half in truths.items() if i in predictions]
-        unmatched = {i: half for i, half in truths.items() if i not in predictions}
+            return ReplayResult(Rows.joined([], [], []), {}, self.ends, None, self.rejected)
+        ids, y_true = _chained(self.truths)
+        if len(set(ids)) < len(ids):  # a y_true read twice: its first counts, where it came first
+            truth_of = _first_values(self.truths)
+            ids = list(dict.fromkeys(ids))
+            y_true = [truth_of[i] for i in ids]
+        truth_count = len(ids)
+        prediction_of = _first_values(self.predictions)
+        y_pred = list(map(prediction_of.get, ids))
+        if None in y_pred:  # y_true with no prediction: no row
+            matched = [value is not None for value in y_pred]
+            ids, y_true = _compress(ids, matched), _compress(y_true, matched)
+            y_pred = _compress(y_pred, matched)
+        rows, overflowing = _finite_rows(Rows.joined(ids, y_true, cast(list[float], y_pred)))
+        if overflowing:
+            log.warning("rejected %d pairs whose absolute error overflows, the first of id %s",
+                        len(overflowing), overflowing[0])
+        unmatched = _first_halves(self.truths, prediction_of) if len(ids) < truth_count else {}
         # Predictions written after the replay's first y_true whose y_true was
         # not replayed: it may come after the replay's end.
-        waiting = {i: half for i, half in predictions.items()
-                   if i not in truths and half.event_ms >= self.first.timestamp_ms}
-        newest = max((h.event_ms for h in truths.values()), default=0)
-        return ReplayResult(pairs, unmatched, self.ends, self.first.offset, self.rejected, waiting,
-                            newest_ms=newest)
+        waiting = {} if len(ids) == len(prediction_of) else {
+            i: half for i, half in _first_halves(self.predictions, set(ids)).items()
+            if half.event_ms >= self.first.timestamp_ms}
+        newest = max((v.event_ms for v in self.truths if v.keys), default=0)
+        return ReplayResult(rows, unmatched, self.ends, self.first.offset,
+                            self.rejected + len(overflowing), waiting, newest_ms=newest)
+
+
+def _chained(read: list[ChunkValues]) -> tuple[list[str], list[float]]:
+    """All keys and all values read, in the order read."""
+    return (list(itertools.chain.from_iterable(v.keys for v in read)),
+            list(itertools.chain.from_iterable(v.values for v in read)))
+
+
+def _first_values(read: list[ChunkValues]) -> dict[str, float]:
+    """Each key's value where it was first read (as the live join does, a
+    later duplicate does not count). Built backwards, so that the first
+    value is the one left."""
+    keys = itertools.chain.from_iterable(reversed(v.keys) for v in reversed(read))
+    values = itertools.chain.from_iterable(reversed(v.values) for v in reversed(read))
+    return dict(zip(keys, values))
+
+
+def _first_halves(read: list[ChunkValues], without: Container[str]) -> dict[str, Half]:
+    """Each key not in `without`, with its value, offset and time where it was first read."""
+    halves: dict[str, Half] = {}
+    for values in read:
+        for offset, key, value in zip(values.offsets, values.keys, values.values):
+            if key not in without and key not in halves:
+                halves[key] = Half(value, offset, values.event_ms)
+    return halves
+
+
+def _finite_rows(rows: Rows) -> tuple[Rows, list[str]]:
+    """The rows whose absolute error is finite, and the ids of the others
+    (as in the live join, a pair whose error overflows is rejected)."""
+    finite = np.isfinite(rows.absolute_error)
+    if finite.all():
+        return rows, []
+    kept = finite.tolist()
+    columns = (rows.ids, rows.y_true, rows.y_pred, rows.absolute_error)
+    return (Rows(*(_compress(column, kept) for column in columns)),
+            [i for i, ok in zip(rows.ids, kept) if not ok])
+
+
+def _compress(column: list[T], keep: list[bool]) -> list[T]:
+    return list(itertools.compress(column, keep))
 
 
 async def _read(
@@ -256,9 +354,9 @@ async def adopt(config: PipelineConfig, processor: str, saved: Checkpoint) -> No
                 await consumer.store_offset(stream, config.names.consumer(processor), offset)
 
 
-def histogram_of(pairs: list[Pair]) -> ErrorHistogram:
+def histogram_of(rows: Rows) -> ErrorHistogram:
     histogram = ErrorHistogram()
-    histogram.add(pair.absolute_error for pair in pairs)
+    histogram.add(rows.absolute_error)
     return histogram
 
 
@@ -273,19 +371,19 @@ async def rebuild_views(
     """
     png = None
     if out is not None:
-        write_csv(out, result.pairs)
+        write_csv(out, result.rows)
         if plot:
             png = out.with_suffix(".png")
-            draw_png(histogram_of(result.pairs), png)
+            draw_png(histogram_of(result.rows), png)
         return out, png
     with view_lock(config, "metric"), (view_lock(config, "plot") if plot else nullcontext()):
         # No checkpoint while the CSV is swapped: a crash in between makes
         # metric rebuild from the streams rather than trust a stale length.
         config.checkpoint_path("metric").unlink(missing_ok=True)
-        size = write_csv(config.csv_path, result.pairs)
+        size = write_csv(config.csv_path, result.rows)
         await adopt(config, "metric", checkpoint_of(result, limits, {"csv_bytes": size}))
         if plot:
-            histogram = histogram_of(result.pairs)
+            histogram = histogram_of(result.rows)
             draw_png(histogram, config.png_path)
             png = config.png_path
             await adopt(config, "plot", checkpoint_of(result, limits, histogram.to_state()))

@@ -7,7 +7,9 @@ as the very same float, so the CSV holds exactly what was computed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import orjson
 
 from processors.join import Pair
@@ -15,11 +17,38 @@ from processors.join import Pair
 HEADER = "id,y_true,y_pred,absolute_error\n"
 
 
-def format_rows(pairs: Sequence[Pair]) -> str:
-    columns = [_float_texts(values) for values in (
-        [p.y_true for p in pairs], [p.y_pred for p in pairs], [p.absolute_error for p in pairs])]
-    return "".join([f"{pair.id},{y_true},{y_pred},{error}\n"
-                    for pair, y_true, y_pred, error in zip(pairs, *columns)])
+@dataclass
+class Rows:
+    """Rows of the log by column: replay joins a whole history this way,
+    with no object per row."""
+
+    ids: list[str]
+    y_true: list[float]
+    y_pred: list[float]
+    absolute_error: list[float]
+
+    @classmethod
+    def of(cls, pairs: Sequence[Pair]) -> Rows:
+        return cls([p.id for p in pairs], [p.y_true for p in pairs], [p.y_pred for p in pairs],
+                   [p.absolute_error for p in pairs])
+
+    @classmethod
+    def joined(cls, ids: list[str], y_true: list[float], y_pred: list[float]) -> Rows:
+        """The rows of these ids and values, their errors computed at once
+        (numpy's subtraction and absolute value are IEEE's, as Python's are).
+        An error that overflows is infinite, as in Python, and not warned of."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            errors = np.abs(np.subtract(y_true, y_pred))
+        return cls(ids, y_true, y_pred, errors.tolist())
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def format_rows(rows: Rows) -> str:
+    columns = [_float_texts(values) for values in (rows.y_true, rows.y_pred, rows.absolute_error)]
+    return "".join([f"{event_id},{y_true},{y_pred},{error}\n"
+                    for event_id, y_true, y_pred, error in zip(rows.ids, *columns)])
 
 
 def _float_texts(values: list[float]) -> list[str]:
