@@ -1,18 +1,22 @@
 """Frames decoded with struct are the frames rstream's decoder makes, and
-what does not read cleanly gets rstream's own error (pure)."""
+what does not read cleanly gets rstream's own error; frames read whole from
+the connection are the frames rstream reads (pure: no socket)."""
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 from rstream import schema
+from rstream.client import BaseClient
+from rstream.connection import Connection, ConnectionClosed
 from rstream.encoding import decode_frame as rstream_decode
 from rstream.encoding import encode_frame
 
-from streams.frames import decode_frame
+from streams.frames import decode_frame, decode_quickly
 
 UINT32 = st.integers(0, 2**32 - 1)
 UINT64 = st.integers(0, 2**64 - 1)
@@ -82,3 +86,50 @@ def test_other_frames_are_left_to_rstream() -> None:
     assert decode_frame(frame) == rstream_decode(frame)
     credit = body(schema.CreditResponse(response_code=6, subscription_id=3))
     assert decode_frame(credit) == rstream_decode(credit)
+
+
+def deliver(data: bytes) -> schema.Deliver:
+    return schema.Deliver(1, 80, 0, 1, 1, 0, 0, 7, zlib.crc32(data), len(data), 0, 0, data)
+
+
+frames = st.lists(st.one_of(
+    st.builds(deliver, st.binary(max_size=3000)),
+    st.builds(schema.PublishConfirm, st.integers(0, 255), st.lists(UINT64, max_size=20)),
+    st.just(schema.Heartbeat()),
+), min_size=1, max_size=8)
+
+
+@given(frames, st.data())
+def test_frames_read_whole_are_the_frames_rstream_reads(
+    sent: list[schema.Frame], data: st.DataObject
+) -> None:
+    """rstream reads the first frames (and what it reads ahead stays in its
+    buffer); the rest are read whole, as the bytes arrive in pieces; then
+    the connection's end is rstream's ConnectionClosed."""
+    stream = b"".join(encode_frame(frame) for frame in sent)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=6)))
+    pieces = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)])]
+    by_rstream = data.draw(st.integers(0, len(sent)))
+
+    async def scenario() -> list[schema.Frame]:
+        connection = Connection("127.0.0.1", 0)
+        connection._reader = reader = asyncio.StreamReader()
+        client = BaseClient("127.0.0.1", 0, frame_max=1 << 20, heartbeat=0)
+        client._conn = connection
+
+        async def arrive() -> None:
+            for piece in pieces:
+                reader.feed_data(piece)
+                await asyncio.sleep(0)
+            reader.feed_eof()
+
+        arriving = asyncio.ensure_future(arrive())
+        read = [await connection.read_frame() for _ in range(by_rstream)]
+        decode_quickly(client)
+        read += [await connection.read_frame() for _ in range(len(sent) - by_rstream)]
+        with pytest.raises(ConnectionClosed):
+            await connection.read_frame()
+        await arriving
+        return read
+
+    assert asyncio.run(scenario()) == [rstream_decode(encode_frame(frame)[4:]) for frame in sent]

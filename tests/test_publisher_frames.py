@@ -80,6 +80,7 @@ class SilentClient:
         self.writes: list[bytes] = []
         self.handlers: dict[type, Callable[[Any], None]] = {}
         self._conn = self
+        self._reader = None  # no socket: frames.decode_quickly leaves it be
 
     async def _write_frame_raw(self, data: bytes) -> None:
         self.writes.append(data)
