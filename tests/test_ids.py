@@ -6,6 +6,9 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from streams.ids import IdGenerator, id_time_ms
 
 T0 = 1_700_000_000_123  # a fixed Unix time in ms
@@ -99,3 +102,14 @@ def test_two_generators_with_the_same_clock_never_collide() -> None:
     ids_second = {second.next_id() for _ in range(2000)}
     assert len(ids_first) == len(ids_second) == 2000
     assert ids_first.isdisjoint(ids_second)
+
+
+@given(st.integers(0, (1 << 48) - 1), st.integers(0, (1 << 62) - 1), st.integers(1, 3))
+def test_an_id_is_the_canonical_text_of_its_uuid(ms: int, random: int, count: int) -> None:
+    """Time, version, counter, variant and random bits where RFC 9562 puts
+    them, written as `uuid` writes them; the counter counts up within the ms."""
+    generator = IdGenerator(clock_ms=fixed_clock(ms), random_bits=lambda bits: random & ((1 << bits) - 1))
+    first_counter = random & ((1 << 11) - 1)
+    for n in range(count):
+        expected = ms << 80 | 0x7 << 76 | (first_counter + n) << 64 | 0b10 << 62 | random
+        assert generator.next_id() == str(uuid.UUID(int=expected))
