@@ -31,7 +31,7 @@ from processors.dataset import diabetes
 from processors.intake import Intake
 from processors.rates import RateLog
 from processors.runtime import UsageError, keep_running
-from streams import codec
+from streams import chunks, codec
 from streams.connection import Watch, open_consumer, open_producer
 from streams.ids import IdGenerator
 from streams.publisher import ConfirmedPublisher, abandon
@@ -151,7 +151,7 @@ async def _predict(
         intake.forget_rejects()  # anything not yet reported will be read again
         start = await stored_offset(consumer, names.features, name)
         await _check_not_recreated(consumer, producer, names.features, names.y_pred, name)
-        await reader.subscribe(names.features, after(start), name)
+        await reader.subscribe(names.features, after(start), name, chunks.read_features)
         watch.connected = True
         publisher = ConfirmedPublisher(producer, name, watch)
         # No publisher name: rejects are numbered per process, so broker-side

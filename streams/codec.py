@@ -331,7 +331,12 @@ def _row(body: dict[str, Any]) -> int:
 
 
 def _features(body: dict[str, Any]) -> dict[str, float]:
-    features = body.get("features")
+    return checked_features(body.get("features"))
+
+
+def checked_features(features: object) -> dict[str, float]:
+    """A features event's `features`, as read from its JSON: a non-empty
+    object of finite numbers, integers made floats (in place)."""
     if not isinstance(features, dict) or not features:
         raise MalformedEvent("features is missing or not a JSON object")
     for name, value in features.items():
