@@ -8,9 +8,8 @@ the reason and its source stream and offset.
 
 from __future__ import annotations
 
-import itertools
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -46,20 +45,10 @@ class Intake:
             return None
         return event
 
-    def decode_chunk(
-        self, chunk: Chunk, read: Callable[[Chunk], list[E] | None], expected: type[E]
-    ) -> Iterable[tuple[int, E]]:
-        """The chunk's events with their offsets: read all at once by `read`
-        (see `streams.chunks`) when it can, else message by message, with
-        what does not decode reported."""
-        events = read(chunk)
-        if events is not None:
-            return zip(itertools.count(chunk.first_offset + chunk.skip), events)
-        return self.decode_messages(chunk, expected)
-
     def decode_messages(self, chunk: Chunk, expected: type[E]) -> list[tuple[int, E]]:
-        """The chunk's events with their offsets, decoded message by message,
-        with what does not decode reported."""
+        """The chunk's events with their offsets, decoded message by message
+        (for a chunk `streams.chunks` cannot read at once), with what does
+        not decode reported."""
         decoded = []
         for offset, data in chunks.messages(chunk):
             event = self.decode(Record(chunk.stream, offset, chunk.timestamp_ms, data), expected)

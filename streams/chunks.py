@@ -93,8 +93,9 @@ def _framing(event_type: bytes, large_body: bool = False) -> int:
     return 4 + 5 + 5 + len(_application(event_type)) + (8 if large_body else 5)
 
 
-def _event_pattern(event_type: bytes, correlation: bytes, body: bytes, large_body: bool = False,
-                   ) -> re.Pattern[bytes]:
+def _event_pattern(
+    event_type: bytes, correlation: bytes, body: bytes, large_body: bool = False
+) -> re.Pattern[bytes]:
     """One entry laid out as `amqp.encode_event` writes it (see
     `amqp._OWN_EVENT`), the body included; the message id and the body's id
     must be one."""
