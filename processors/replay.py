@@ -237,11 +237,11 @@ class ReadHistory:
         if self.first is None:
             return ReplayResult(Rows.joined([], [], []), {}, self.ends, None, self.rejected)
         ids, y_true = _chained(self.truths)
-        if len(set(ids)) < len(ids):  # a y_true read twice: its first counts, where it came first
+        truth_ids = set(ids)
+        if len(truth_ids) < len(ids):  # a y_true read twice: its first counts, where it came first
             truth_of = _first_values(self.truths)
             ids = list(dict.fromkeys(ids))
             y_true = [truth_of[i] for i in ids]
-        truth_count = len(ids)
         prediction_of = _first_values(self.predictions)
         y_pred = list(map(prediction_of.get, ids))
         if None in y_pred:  # y_true with no prediction: no row
@@ -252,11 +252,11 @@ class ReadHistory:
         if overflowing:
             log.warning("rejected %d pairs whose absolute error overflows, the first of id %s",
                         len(overflowing), overflowing[0])
-        unmatched = _first_halves(self.truths, prediction_of) if len(ids) < truth_count else {}
+        unmatched = _first_halves(self.truths, prediction_of) if len(ids) < len(truth_ids) else {}
         # Predictions written after the replay's first y_true whose y_true was
         # not replayed: it may come after the replay's end.
         waiting = {} if len(ids) == len(prediction_of) else {
-            i: half for i, half in _first_halves(self.predictions, set(ids)).items()
+            i: half for i, half in _first_halves(self.predictions, truth_ids).items()
             if half.event_ms >= self.first.timestamp_ms}
         newest = max((v.event_ms for v in self.truths if v.keys), default=0)
         return ReplayResult(rows, unmatched, self.ends, self.first.offset,

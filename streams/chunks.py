@@ -114,12 +114,16 @@ def _event_pattern(
 
 _TRUTH = _event_pattern(b"y_true", b"@", rb'\{"id":"(?P=id)","y_true":(?P<value>' + _FLOAT + rb")\}")
 _TRUTH_FRAMING = _framing(b"y_true")
+# Where `findall` puts these groups in an entry's tuple.
+_TRUTH_ID, _TRUTH_VALUE = _TRUTH.groupindex["id"] - 1, _TRUTH.groupindex["value"] - 1
 # A prediction's correlation id is its features id, in the body too.
 _PREDICTION = _event_pattern(
     b"y_pred", rb"\xa1(?P<features_id_size>.)(?P<features_id>" + _ID + rb")",
     rb'\{"id":"(?P=id)","features_id":"(?P=features_id)","y_pred":(?P<value>' + _FLOAT +
     rb'),"model_version":"(?P<model_version>[ !#-\[\]-~]*)"\}')  # printable ASCII, no escapes
 _PREDICTION_FRAMING = _framing(b"y_pred")
+_FEATURES_ID, _PREDICTION_VALUE = (_PREDICTION.groupindex["features_id"] - 1,
+                                   _PREDICTION.groupindex["value"] - 1)
 # A features event up to its features (a body of more than 255 bytes, as
 # the data set's rows have): the features themselves, the rest of the body
 # but its closing brace, are left to orjson.
@@ -134,8 +138,8 @@ def read_truths(chunk: Chunk) -> list[codec.TruthEvent] | None:
     entries = _truth_entries(chunk)
     if entries is None:
         return None
-    values = [float(value) for *_, value in entries]
-    if not _finite(values):
+    values = _finite_values(entries, _TRUTH_VALUE)
+    if values is None:
         return None
     return [codec.TruthEvent(event_id.decode(), y_true, _LONG.unpack(created)[0])
             for (_, _, _, event_id, created, _, _), y_true in zip(entries, values)]
@@ -147,8 +151,8 @@ def read_predictions(chunk: Chunk) -> list[codec.PredictionEvent] | None:
     entries = _prediction_entries(chunk)
     if entries is None:
         return None
-    values = [float(entry[8]) for entry in entries]
-    if not _finite(values):
+    values = _finite_values(entries, _PREDICTION_VALUE)
+    if values is None:
         return None
     return [codec.PredictionEvent(event_id.decode(), features_id.decode(), y_pred,
                                   model_version.decode(), _LONG.unpack(created)[0])
@@ -201,8 +205,8 @@ def truth_values(chunk: Chunk) -> tuple[list[str], list[float]] | None:
     entries = _truth_entries(chunk)
     if entries is None:
         return None
-    values = [float(value) for *_, value in entries]
-    return ([entry[3].decode() for entry in entries], values) if _finite(values) else None
+    values = _finite_values(entries, _TRUTH_VALUE)
+    return None if values is None else ([entry[_TRUTH_ID].decode() for entry in entries], values)
 
 
 def prediction_values(chunk: Chunk) -> tuple[list[str], list[float]] | None:
@@ -211,8 +215,8 @@ def prediction_values(chunk: Chunk) -> tuple[list[str], list[float]] | None:
     entries = _prediction_entries(chunk)
     if entries is None:
         return None
-    values = [float(entry[8]) for entry in entries]
-    return ([entry[5].decode() for entry in entries], values) if _finite(values) else None
+    values = _finite_values(entries, _PREDICTION_VALUE)
+    return None if values is None else ([entry[_FEATURES_ID].decode() for entry in entries], values)
 
 
 def _truth_entries(chunk: Chunk) -> list[tuple[bytes, ...]] | None:
@@ -269,7 +273,9 @@ def _whole(chunk: Chunk, entries: list[tuple[bytes, ...]], total: int) -> bool:
     return total == len(chunk.data) and len(entries) == chunk.entries
 
 
-def _finite(values: list[float]) -> bool:
-    """Whether every value is finite: at once, their sum is, unless one is
-    not (or finite values overflow it: then one by one)."""
-    return math.isfinite(sum(values)) or all(map(math.isfinite, values))
+def _finite_values(entries: list[tuple[bytes, ...]], index: int) -> list[float] | None:
+    """The number in group `index` of each entry, if every one is finite:
+    at once, their sum is, unless one is not (or finite values overflow it:
+    then one by one)."""
+    values = [float(entry[index]) for entry in entries]
+    return values if math.isfinite(sum(values)) or all(map(math.isfinite, values)) else None
