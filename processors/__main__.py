@@ -1,3 +1,3 @@
-from processors.cli import main
+from nnmon.processors.cli.app import main
 
 main()

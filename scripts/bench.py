@@ -35,11 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-from processors.drawing import draw_png
-from processors.histogram import ErrorHistogram
-from streams.connection import open_consumer
-from streams.ids import id_time_ms
-from streams.settings import BrokerSettings, StreamNames
+from nnmon.processors.core.histogram import ErrorHistogram
+from nnmon.processors.shell.drawing import draw_png
+from nnmon.streams.client.connection import open_consumer
+from nnmon.streams.events.ids import id_time_ms
+from nnmon.streams.settings import BrokerSettings, StreamNames
 
 NNMON = str(Path(sys.executable).with_name("nnmon"))
 PROCESSORS = ("model", "metric", "plot")

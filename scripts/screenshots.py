@@ -19,8 +19,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from streams.connection import open_consumer  # noqa: E402
-from streams.settings import BrokerSettings, StreamNames  # noqa: E402
+from nnmon.streams.client.connection import open_consumer  # noqa: E402
+from nnmon.streams.settings import BrokerSettings, StreamNames  # noqa: E402
 from tests.browser import chromium  # noqa: E402
 from tests.test_cli import free_port  # noqa: E402
 
@@ -48,7 +48,7 @@ async def delete_streams(names: StreamNames) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1500)
-    parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    parser.add_argument("--out", type=Path, default=ROOT / "scripts" / "pictures")
     options = parser.parse_args()
     names = StreamNames(f"screenshots-{uuid.uuid4().hex[:8]}-")
     with tempfile.TemporaryDirectory(prefix="nnmon-screenshots-") as logs:

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from processors.config import PipelineConfig
-from streams.connection import open_consumer
-from streams.settings import BrokerSettings, Retention, StreamNames
+from nnmon.processors.run.config import PipelineConfig
+from nnmon.streams.client.connection import open_consumer
+from nnmon.streams.settings import BrokerSettings, Retention, StreamNames
 
 # A loaded 2-core machine generates examples slowly; that is no test failure.
 settings.register_profile(

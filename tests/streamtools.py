@@ -15,10 +15,10 @@ from pathlib import Path
 import rstream
 from rstream import ConsumerOffsetSpecification, OffsetType
 
-from processors.config import PipelineConfig
-from streams import codec
-from streams.connection import open_consumer
-from streams.settings import BrokerSettings
+from nnmon.processors.run.config import PipelineConfig
+from nnmon.streams.client.connection import open_consumer
+from nnmon.streams.events import codec
+from nnmon.streams.settings import BrokerSettings
 
 
 async def read_stream(

@@ -1,4 +1,4 @@
-"""streams.amqp against rstream's own AMQP 1.0 codec: byte for byte on
+"""nnmon.streams.wire.amqp against rstream's own AMQP 1.0 codec: byte for byte on
 writing, the same values on reading, and only AmqpError on garbage."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rstream import AMQPMessage, Header, Properties, amqp_decoder
 
-from streams import amqp
+from nnmon.streams.wire import amqp
 from tests.damage import damage
 
 texts = st.text(max_size=300)

@@ -12,15 +12,15 @@ import time
 import pytest
 from rstream import AMQPMessage, Properties
 
-from processors.config import PipelineConfig
-from processors.dataset import diabetes
-from processors.joined import JoinLimits
-from processors.metric import run_metric
-from processors.model import default_predictor, run_model
-from streams import codec
-from streams.connection import open_producer
-from streams.ids import IdGenerator
-from streams.publisher import ConfirmedPublisher
+from nnmon.processors.core.dataset import diabetes
+from nnmon.processors.pipeline.metric import run_metric
+from nnmon.processors.pipeline.model import default_predictor, run_model
+from nnmon.processors.run.config import PipelineConfig
+from nnmon.processors.shell.joined import JoinLimits
+from nnmon.streams.client.connection import open_producer
+from nnmon.streams.client.publisher import ConfirmedPublisher
+from nnmon.streams.events import codec
+from nnmon.streams.events.ids import IdGenerator
 from tests.streamtools import read_stream, start, wait_until
 
 NOW_MS = int(time.time() * 1000)

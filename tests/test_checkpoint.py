@@ -1,4 +1,4 @@
-"""Unit tests for processors.checkpoint: the atomic JSON checkpoint file."""
+"""Unit tests for nnmon.processors.shell.checkpoint: the atomic JSON checkpoint file."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from processors.checkpoint import Checkpoint, load, save
+from nnmon.processors.shell.checkpoint import Checkpoint, load, save
 
 STREAMS = ("nnmon.y_true", "nnmon.y_pred")
 CHECKPOINT = Checkpoint(

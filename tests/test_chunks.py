@@ -1,4 +1,4 @@
-"""streams.chunks: a chunk's messages, and its events read all at once,
+"""nnmon.streams.events.chunks: a chunk's messages, and its events read all at once,
 against decoding message by message (`codec.decode`)."""
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rstream import AMQPMessage, Properties
 
-from processors.dataset import diabetes
-from processors.intake import Intake
-from streams import chunks, codec
+from nnmon.processors.core.dataset import diabetes
+from nnmon.processors.shell.intake import Intake
+from nnmon.streams.events import chunks, codec
+from nnmon.streams.wire.chunk import Chunk, messages
 from tests.damage import damage
 
 event_ids = st.text("abcdefXYZ0123456789._:-", min_size=1, max_size=128)
@@ -29,13 +30,13 @@ def entry(message: bytes) -> bytes:
     return struct.pack(">I", len(message)) + message
 
 
-def chunk_of(messages: Sequence[bytes], skip: int = 0, first_offset: int = 100) -> chunks.Chunk:
-    return chunks.Chunk("s", first_offset, 1_700_000_000_000, len(messages), len(messages),
+def chunk_of(messages: Sequence[bytes], skip: int = 0, first_offset: int = 100) -> Chunk:
+    return Chunk("s", first_offset, 1_700_000_000_000, len(messages), len(messages),
                         b"".join(entry(m) for m in messages), skip)
 
 
-def one_by_one(chunk: chunks.Chunk) -> list[codec.Event]:
-    return [codec.decode(message) for _, message in chunks.messages(chunk)]
+def one_by_one(chunk: Chunk) -> list[codec.Event]:
+    return [codec.decode(message) for _, message in messages(chunk)]
 
 
 def join_values(events: Sequence[codec.Event] | None) -> tuple[list[str], list[float]] | None:
@@ -100,7 +101,7 @@ def test_any_features_are_declined_or_read_as_one_by_one(
 
 def test_the_offsets_of_messages_count_from_the_chunk_and_skip() -> None:
     chunk = chunk_of([b"a", b"bc", b"", b"def"], skip=1, first_offset=7)
-    assert list(chunks.messages(chunk)) == [(8, b"bc"), (9, b""), (10, b"def")]
+    assert list(messages(chunk)) == [(8, b"bc"), (9, b""), (10, b"def")]
     assert chunk.last_offset == 10
 
 
@@ -134,7 +135,7 @@ def test_a_chunk_with_any_other_message_is_left_to_decoding_one_by_one(odd_one: 
     (chunks.read_features, codec.FeaturesEvent("f", 3, DIABETES.row_features(3), 5)),
 ])
 def test_bytes_after_the_last_entry_are_not_left_unread(
-    read: Callable[[chunks.Chunk], list[codec.Event] | None], event: codec.Event
+    read: Callable[[Chunk], list[codec.Event] | None], event: codec.Event
 ) -> None:
     chunk = chunk_of([codec.encode(event).data] * 2)
     assert read(chunk) is not None
@@ -149,8 +150,8 @@ def test_bytes_after_the_last_entry_are_not_left_unread(
     (chunks.read_features, None, codec.FeaturesEvent("abc", 17, DIABETES.row_features(17), 5)),
 ])
 def test_every_byte_changed_is_declined_or_read_as_one_by_one(
-    read: Callable[[chunks.Chunk], list[codec.Event] | None],
-    read_values: Callable[[chunks.Chunk], tuple[list[str], list[float]] | None] | None, event: codec.Event
+    read: Callable[[Chunk], list[codec.Event] | None],
+    read_values: Callable[[Chunk], tuple[list[str], list[float]] | None] | None, event: codec.Event
 ) -> None:
     """Every byte of a chunk of two events, changed to each of a few values:
     the chunk is declined, or read exactly as decoding one by one reads it."""

@@ -8,7 +8,7 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from processors.cli import app
+from nnmon.processors.cli.app import app
 
 runner = CliRunner()
 

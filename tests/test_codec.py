@@ -1,4 +1,4 @@
-"""Unit tests for streams.codec: events <-> AMQP 1.0 messages with JSON bodies."""
+"""Unit tests for nnmon.streams.events.codec: events <-> AMQP 1.0 messages with JSON bodies."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rstream import AMQPMessage, Properties, amqp_decoder
 
-from streams.codec import (
+from nnmon.streams.events.codec import (
     SCHEMA_VERSION,
     Event,
     EventTemplate,

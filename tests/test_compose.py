@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import typer
 
-from processors.cli import app
+from nnmon.processors.cli.app import app
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "compose.yaml"

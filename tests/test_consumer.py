@@ -1,4 +1,4 @@
-"""streams.consumer against the real broker: whole-chunk subscriptions, and
+"""nnmon.streams.client.rstream_private against the real broker: whole-chunk subscriptions, and
 connections kept between subscriptions."""
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 from rstream import ConsumerOffsetSpecification, OffsetType
 
-from processors.config import PipelineConfig
-from processors.intake import Intake
-from streams import chunks, codec
-from streams.chunks import Chunk
-from streams.connection import open_consumer, open_producer
-from streams.consumer import Consumer
-from streams.publisher import ConfirmedPublisher
-from streams.subscription import last_position, position_at
-from streams.topology import declare_streams
+from nnmon.processors.run.config import PipelineConfig
+from nnmon.processors.shell.intake import Intake
+from nnmon.streams.client.connection import open_consumer, open_producer
+from nnmon.streams.client.publisher import ConfirmedPublisher
+from nnmon.streams.client.rstream_private import Consumer
+from nnmon.streams.client.topology import declare_streams
+from nnmon.streams.events import chunks, codec
+from nnmon.streams.read.reader import last_position, position_at
+from nnmon.streams.wire.chunk import Chunk
 
 FIRST = ConsumerOffsetSpecification(OffsetType.FIRST)
 
@@ -142,7 +142,7 @@ def test_probes_share_one_connection_and_close_leaves_none(config: PipelineConfi
 
 
 def test_rstream_reads_its_socket_in_large_pieces() -> None:
-    """streams.connection raises rstream's read size from 256 bytes; this
+    """nnmon.streams.client.rstream_private raises rstream's read size from 256 bytes; this
     fails if an rstream upgrade renames or stops reading that constant."""
     import inspect
 

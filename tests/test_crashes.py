@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from processors.config import PipelineConfig
-from processors.csv_tail import RowCounter
-from streams import codec
+from nnmon.processors.run.config import PipelineConfig
+from nnmon.processors.watch.csv_tail import RowCounter
+from nnmon.streams.events import codec
 from tests.streamtools import NNMON, nnmon_env, read_stream, stream_length
 
 EVENTS = 20_000

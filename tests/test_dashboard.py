@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from processors.config import PipelineConfig
+from nnmon.processors.run.config import PipelineConfig
 from tests.browser import chromium
 from tests.streamtools import NNMON, nnmon_env, run_nnmon, wait_until
 from tests.test_cli import free_port

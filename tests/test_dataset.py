@@ -1,10 +1,10 @@
-"""Unit tests for processors.dataset: the diabetes data set and the row order."""
+"""Unit tests for nnmon.processors.core.dataset: the diabetes data set and the row order."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from processors.dataset import diabetes, row_order
+from nnmon.processors.core.dataset import diabetes, row_order
 
 
 def test_diabetes_shape() -> None:

@@ -6,13 +6,13 @@ import asyncio
 
 import pytest
 
-from processors.config import PipelineConfig
-from processors.features import run_features
-from processors.joined import JoinLimits
-from processors.metric import run_metric
-from processors.model import default_predictor, run_model
-from processors.runtime import UsageError
-from streams.connection import StreamDeleted, open_consumer
+from nnmon.processors.pipeline.features import run_features
+from nnmon.processors.pipeline.metric import run_metric
+from nnmon.processors.pipeline.model import default_predictor, run_model
+from nnmon.processors.run.config import PipelineConfig
+from nnmon.processors.run.runtime import UsageError
+from nnmon.processors.shell.joined import JoinLimits
+from nnmon.streams.client.connection import StreamDeleted, open_consumer
 from tests.streamtools import read_events, start, wait_until
 
 

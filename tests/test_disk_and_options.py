@@ -12,8 +12,8 @@ import joblib
 import pytest
 from sklearn.linear_model import LinearRegression
 
-from processors.config import PipelineConfig
-from processors.features import run_features
+from nnmon.processors.pipeline.features import run_features
+from nnmon.processors.run.config import PipelineConfig
 from tests.streamtools import NNMON, run_nnmon
 from tests.test_crashes import Pipeline
 

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from processors.config import PipelineConfig
-from processors.dataset import diabetes
-from processors.drawing import ROWS_KEY
-from processors.model import default_predictor
-from processors.rows import HEADER
-from streams import codec
+from nnmon.processors.core.dataset import diabetes
+from nnmon.processors.core.rows import HEADER
+from nnmon.processors.pipeline.model import default_predictor
+from nnmon.processors.run.config import PipelineConfig
+from nnmon.processors.shell.drawing import ROWS_KEY
+from nnmon.streams.events import codec
 from tests.streamtools import read_events, run_nnmon
 
 

@@ -16,7 +16,8 @@ from rstream.connection import Connection, ConnectionClosed
 from rstream.encoding import decode_frame as rstream_decode
 from rstream.encoding import encode_frame
 
-from streams.frames import decode_frame, decode_quickly
+from nnmon.streams.client.frames import decode_frame
+from nnmon.streams.client.rstream_private import read_whole_frames
 
 UINT32 = st.integers(0, 2**32 - 1)
 UINT64 = st.integers(0, 2**64 - 1)
@@ -125,7 +126,7 @@ def test_frames_read_whole_are_the_frames_rstream_reads(
 
         arriving = asyncio.ensure_future(arrive())
         read = [await connection.read_frame() for _ in range(by_rstream)]
-        decode_quickly(client)
+        read_whole_frames(client)
         read += [await connection.read_frame() for _ in range(len(sent) - by_rstream)]
         with pytest.raises(ConnectionClosed):
             await connection.read_frame()

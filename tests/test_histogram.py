@@ -1,4 +1,4 @@
-"""Unit tests for processors.histogram: the error histogram with doubling bin width."""
+"""Unit tests for nnmon.processors.core.histogram: the error histogram with doubling bin width."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from processors.histogram import ErrorHistogram
+from nnmon.processors.core.histogram import ErrorHistogram
 
 
 def errors(n: int, scale: float, seed: int = 0) -> list[float]:

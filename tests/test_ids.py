@@ -1,4 +1,4 @@
-"""Unit tests for streams.ids: UUIDv7 ids that are unique and strictly increasing."""
+"""Unit tests for nnmon.streams.events.ids: UUIDv7 ids that are unique and strictly increasing."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.ids import IdGenerator, id_time_ms
+from nnmon.streams.events.ids import IdGenerator, id_time_ms
 
 T0 = 1_700_000_000_123  # a fixed Unix time in ms
 

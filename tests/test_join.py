@@ -1,10 +1,10 @@
-"""Unit tests for processors.join: the bounded join of y_true and y_pred by id."""
+"""Unit tests for nnmon.processors.core.join: the bounded join of y_true and y_pred by id."""
 
 from __future__ import annotations
 
 import json
 
-from processors.join import Expired, Half, IdJoin, JoinCounts, Pair, Side
+from nnmon.processors.core.join import Expired, Half, IdJoin, JoinCounts, Pair, Side
 
 T, P = Side.TRUTH, Side.PREDICTION
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from processors.config import PipelineConfig
+from nnmon.processors.run.config import PipelineConfig
 from tests.streamtools import run_nnmon
 from tests.test_cli import free_port
 

@@ -10,8 +10,8 @@ import urllib.request
 from base64 import b64encode
 from typing import Any
 
-from processors.config import PipelineConfig
-from streams.management import default_url
+from nnmon.processors.run.config import PipelineConfig
+from nnmon.streams.client.management import default_url
 from tests.streamtools import NNMON, nnmon_env, wait_until
 
 

@@ -10,14 +10,14 @@ import subprocess
 import time
 from pathlib import Path
 
-from processors import checkpoint
-from processors.config import PipelineConfig
-from processors.csv_tail import RowCounter
-from streams import codec
-from streams.connection import open_producer
-from streams.ids import IdGenerator
-from streams.publisher import ConfirmedPublisher
-from streams.topology import declare_streams
+from nnmon.processors.run.config import PipelineConfig
+from nnmon.processors.shell import checkpoint
+from nnmon.processors.watch.csv_tail import RowCounter
+from nnmon.streams.client.connection import open_producer
+from nnmon.streams.client.publisher import ConfirmedPublisher
+from nnmon.streams.client.topology import declare_streams
+from nnmon.streams.events import codec
+from nnmon.streams.events.ids import IdGenerator
 from tests.streamtools import NNMON, nnmon_env
 from tests.test_crashes import Pipeline
 
@@ -74,7 +74,7 @@ def test_pending_joins_stay_within_their_limit_and_matching_goes_on(config: Pipe
 
 
 def children_of(pid: int) -> dict[str, int]:
-    """The processors `nnmon up` (pid) runs, by name: `python -m processors NAME`."""
+    """The processors `nnmon up` (pid) runs, by name: `python -m nnmon.processors NAME`."""
     found = {}
     for entry in Path("/proc").iterdir():
         try:
@@ -86,7 +86,7 @@ def children_of(pid: int) -> dict[str, int]:
             arguments = (entry / "cmdline").read_bytes().split(b"\0")
         except (OSError, IndexError, ValueError):
             continue  # gone meanwhile
-        if arguments[1:3] == [b"-m", b"processors"]:
+        if arguments[1:3] == [b"-m", b"nnmon.processors"]:
             found[arguments[3].decode()] = int(entry.name)
     return found
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from rstream import OffsetType
 
-from streams.offsets import BadOffset, parse_start
+from nnmon.streams.read.offsets import BadOffset, parse_start
 
 
 @pytest.mark.parametrize("word, kind", [("first", OffsetType.FIRST), ("LAST", OffsetType.LAST),

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from processors.config import PipelineConfig
-from streams import codec
+from nnmon.processors.run.config import PipelineConfig
+from nnmon.streams.events import codec
 from tests.streamtools import read_stream, stream_length
 from tests.test_crashes import Pipeline
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.linear_model import LinearRegression, Ridge
 
-from processors.dataset import diabetes
-from processors.model import Predictor, default_predictor
+from nnmon.processors.core.dataset import diabetes
+from nnmon.processors.pipeline.model import Predictor, default_predictor
 
 
 def rows_of(matrix: np.ndarray, names: tuple[str, ...]) -> list[dict[str, float]]:

@@ -9,18 +9,18 @@ import pandas as pd
 import pytest
 import rstream
 
-from processors.config import PipelineConfig
-from processors.dataset import diabetes
-from processors.features import run_features
-from processors.joined import JoinLimits
-from processors.metric import run_metric
-from processors.model import default_predictor, run_model
-from processors.runtime import UsageError
-from streams import codec
-from streams.connection import open_consumer, open_producer
-from streams.ids import IdGenerator
-from streams.publisher import ConfirmedPublisher
-from streams.subscription import stored_offset
+from nnmon.processors.core.dataset import diabetes
+from nnmon.processors.pipeline.features import run_features
+from nnmon.processors.pipeline.metric import run_metric
+from nnmon.processors.pipeline.model import default_predictor, run_model
+from nnmon.processors.run.config import PipelineConfig
+from nnmon.processors.run.runtime import UsageError
+from nnmon.processors.shell.joined import JoinLimits
+from nnmon.streams.client.connection import open_consumer, open_producer
+from nnmon.streams.client.publisher import ConfirmedPublisher
+from nnmon.streams.events import codec
+from nnmon.streams.events.ids import IdGenerator
+from nnmon.streams.read.reader import stored_offset
 from tests.streamtools import read_events, start, stream_length, wait_until
 
 

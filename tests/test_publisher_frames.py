@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from rstream import AMQPMessage, RawMessage, schema
 from rstream.encoding import encode_publish
 
-from streams.connection import BrokerError, ConnectionLost, Watch
-from streams.publisher import (
+from nnmon.streams.client.connection import BrokerError, ConnectionLost, Watch
+from nnmon.streams.client.publisher import (
     FRAME_BYTES,
     FRAME_MESSAGES,
     ConfirmedPublisher,
@@ -80,7 +80,7 @@ class SilentClient:
         self.writes: list[bytes] = []
         self.handlers: dict[type, Callable[[Any], None]] = {}
         self._conn = self
-        self._reader = None  # no socket: frames.decode_quickly leaves it be
+        self._reader = None  # no socket: rstream_private.read_whole_frames leaves it be
 
     async def _write_frame_raw(self, data: bytes) -> None:
         self.writes.append(data)

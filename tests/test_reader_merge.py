@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.subscription import PARTNER_QUIET_S, Record, RecordReader
+from nnmon.streams.read.reader import PARTNER_QUIET_S, Record, RecordReader
 
 
 class Clock:

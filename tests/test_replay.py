@@ -9,15 +9,15 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from processors.config import PipelineConfig
-from processors.drawing import ROWS_KEY
-from processors.features import run_features
-from processors.joined import JoinLimits
-from processors.metric import run_metric
-from processors.model import default_predictor, run_model
-from processors.plot import run_plot
-from streams.offsets import parse_start
-from streams.settings import Retention
+from nnmon.processors.pipeline.features import run_features
+from nnmon.processors.pipeline.metric import run_metric
+from nnmon.processors.pipeline.model import default_predictor, run_model
+from nnmon.processors.pipeline.plot import run_plot
+from nnmon.processors.run.config import PipelineConfig
+from nnmon.processors.shell.drawing import ROWS_KEY
+from nnmon.processors.shell.joined import JoinLimits
+from nnmon.streams.read.offsets import parse_start
+from nnmon.streams.settings import Retention
 from tests.streamtools import read_stream, run_nnmon, start, wait_until
 
 
@@ -104,16 +104,16 @@ def test_offsets_removed_by_retention_are_named_not_a_crash(config: PipelineConf
 
 
 async def declare(config: PipelineConfig) -> None:
-    from streams.connection import open_consumer
-    from streams.topology import declare_streams
+    from nnmon.streams.client.connection import open_consumer
+    from nnmon.streams.client.topology import declare_streams
 
     async with open_consumer(config.broker, "nnmon-tests") as consumer:
         await declare_streams(consumer, config.names.all(), config.retention)
 
 
 async def first_offset_of(config: PipelineConfig) -> int:
-    from streams.connection import open_consumer
-    from streams.subscription import position_at
+    from nnmon.streams.client.connection import open_consumer
+    from nnmon.streams.read.reader import position_at
 
     async with open_consumer(config.broker, "nnmon-tests") as consumer:
         first = await position_at(consumer, config.names.y_true, parse_start("first"))

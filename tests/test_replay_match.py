@@ -10,10 +10,11 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.join import Half
-from processors.replay import ChunkValues, ReadHistory
-from processors.rows import Rows, format_rows
-from streams.subscription import Position
+from nnmon.processors.core.join import Half
+from nnmon.processors.core.match import ChunkValues
+from nnmon.processors.core.rows import Rows, format_rows
+from nnmon.processors.replay.history import ReadHistory
+from nnmon.streams.read.reader import Position
 
 FIRST_MS = 1_000
 keys = st.sampled_from(["a", "b", "c", "d", "e", "f"])  # few: duplicates and misses are common

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from processors.dataset import diabetes
-from processors.features import RowMessages
-from streams import codec
-from streams.ids import IdGenerator
+from nnmon.processors.core.dataset import diabetes
+from nnmon.processors.pipeline.features import RowMessages
+from nnmon.streams.events import codec
+from nnmon.streams.events.ids import IdGenerator
 
 
 def test_each_row_gives_its_features_and_target_under_one_new_id() -> None:

@@ -1,4 +1,4 @@
-"""Unit tests for processors.rows: the metric log's CSV row format."""
+"""Unit tests for nnmon.processors.core.rows: the metric log's CSV row format."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pandas as pd
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.join import Pair
-from processors.rows import HEADER, Rows, format_rows
+from nnmon.processors.core.join import Pair
+from nnmon.processors.core.rows import HEADER, Rows, format_rows
 
 PAIRS = [
     Pair("0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b", 151.0, 0.1 + 0.2),

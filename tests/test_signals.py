@@ -12,11 +12,11 @@ import time
 import pandas as pd
 import pytest
 
-from processors import checkpoint
-from processors.config import PipelineConfig
-from processors.plot import NICENESS
-from streams.connection import open_consumer
-from streams.subscription import stored_offset
+from nnmon.processors.pipeline.plot import NICENESS
+from nnmon.processors.run.config import PipelineConfig
+from nnmon.processors.shell import checkpoint
+from nnmon.streams.client.connection import open_consumer
+from nnmon.streams.read.reader import stored_offset
 from tests.streamtools import NNMON, nnmon_env
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from processors.config import PipelineConfig
-from streams.ids import id_time_ms
+from nnmon.processors.run.config import PipelineConfig
+from nnmon.streams.events.ids import id_time_ms
 from tests.streamtools import read_stream, run_nnmon
 from tests.test_cli import free_port
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from processors.config import PipelineConfig
+from nnmon.processors.run.config import PipelineConfig
 from tests.streamtools import run_nnmon
 
 CA_FILE = Path(os.environ.get("NNMON_TEST_TLS_CA_FILE", "/etc/rabbitmq/nnmon-tls/ca.pem"))

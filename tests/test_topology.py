@@ -9,8 +9,8 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from processors.config import PipelineConfig
-from processors.features import run_features
+from nnmon.processors.pipeline.features import run_features
+from nnmon.processors.run.config import PipelineConfig
 
 MANAGEMENT = "http://127.0.0.1:15672/api"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from processors.config import PipelineConfig
-from processors.csv_tail import RowCounter
-from processors.up import environment
-from streams.settings import BrokerSettings, StreamNames
+from nnmon.processors.cli.supervisor import environment
+from nnmon.processors.run.config import PipelineConfig
+from nnmon.processors.watch.csv_tail import RowCounter
+from nnmon.streams.settings import BrokerSettings, StreamNames
 
 
 def test_rows_are_counted_from_what_was_appended(tmp_path: Path) -> None:

@@ -13,14 +13,21 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.counts import CountsFile, read_counts
-from processors.csv_tail import CsvTail, Row
-from processors.dashboard import finite_json
-from processors.error_stats import ErrorStats
-from processors.rates import RateLog
-from processors.status import ConsumerStatus, CsvStatus, Status, StreamStatus, last_row_id, stream_bytes
-from processors.status_table import render
-from streams.ids import IdGenerator
+from nnmon.processors.run.counts import CountsFile, read_counts
+from nnmon.processors.run.rates import RateLog
+from nnmon.processors.watch.csv_tail import CsvTail, Row
+from nnmon.processors.watch.dashboard import finite_json
+from nnmon.processors.watch.error_stats import ErrorStats
+from nnmon.processors.watch.status import (
+    ConsumerStatus,
+    CsvStatus,
+    Status,
+    StreamStatus,
+    last_row_id,
+    stream_bytes,
+)
+from nnmon.processors.watch.status_table import render
+from nnmon.streams.events.ids import IdGenerator
 
 
 class Clock:

@@ -20,11 +20,11 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from processors.config import PipelineConfig
-from processors.joined import JoinLimits
-from processors.runtime import LogFormat, UsageError, run_until_stopped, setup_logging
-from streams.connection import EXPLAINED_ERRORS, explain
-from streams.settings import BrokerSettings, Retention, StreamNames
+from nnmon.processors.run.config import PipelineConfig
+from nnmon.processors.run.runtime import LogFormat, UsageError, run_until_stopped, setup_logging
+from nnmon.processors.shell.joined import JoinLimits
+from nnmon.streams.client.connection import EXPLAINED_ERRORS, explain
+from nnmon.streams.settings import BrokerSettings, Retention, StreamNames
 
 app = typer.Typer(
     help="Real-time monitor of a model's predictions on RabbitMQ Streams.",
@@ -174,7 +174,7 @@ def features(
     seed: Annotated[int, typer.Option(envvar="NNMON_SEED", help="Shuffles the order of the rows.")] = 0,
 ) -> None:
     """Publish the diabetes rows as features and y_true events."""
-    from processors.features import run_features
+    from nnmon.processors.pipeline.features import run_features
 
     run_until_stopped(lambda stop: run_features(config, stop, interval, count, seed))
 
@@ -189,7 +189,7 @@ def model(
              "default: LinearRegression fitted on the diabetes set.")] = None,
 ) -> None:
     """Predict every features event and publish y_pred."""
-    from processors.model import default_predictor, load_predictor, run_model
+    from nnmon.processors.pipeline.model import default_predictor, load_predictor, run_model
 
     predictor = default_predictor() if model_path is None else load_predictor(model_path)
     run_until_stopped(lambda stop: run_model(config, stop, predictor))
@@ -199,7 +199,7 @@ def model(
 @pipeline_command(*JOIN_OPTIONS)
 def metric(config: PipelineConfig, limits: JoinLimits) -> None:
     """Join y_true and y_pred by id and append rows to metric_log.csv."""
-    from processors.metric import run_metric
+    from nnmon.processors.pipeline.metric import run_metric
 
     run_until_stopped(lambda stop: run_metric(config, stop, limits))
 
@@ -216,7 +216,7 @@ def plot(
              "first, last, next, an offset or an ISO-8601 time.")] = None,
 ) -> None:
     """Draw the distribution of absolute errors to error_distribution.png."""
-    from processors.plot import lower_priority, run_plot
+    from nnmon.processors.pipeline.plot import lower_priority, run_plot
 
     start = None if from_offset is None else _start(from_offset)
     lower_priority()
@@ -238,8 +238,8 @@ def replay(
     plot: Annotated[bool, typer.Option(help="Also rebuild the PNG.")] = True,
 ) -> None:
     """Rebuild the CSV (and PNG) from the streams' history, then exit."""
-    from processors.replay import rebuild_views
-    from processors.replay import replay as run_replay
+    from nnmon.processors.replay.history import replay as run_replay
+    from nnmon.processors.replay.rebuild import rebuild_views
 
     start = _start(from_offset)
     if to_offset is not None and out is None:
@@ -265,7 +265,7 @@ def replay(
 
 
 def _start(where: str) -> Any:
-    from streams.offsets import BadOffset, parse_start
+    from nnmon.streams.read.offsets import BadOffset, parse_start
 
     try:
         return parse_start(where)
@@ -313,9 +313,9 @@ def status(
     """Show the streams, each consumer's offset and lag, the join and the CSV."""
     import json
 
-    from processors.status import collect
-    from processors.status_table import render
-    from streams.management import default_url
+    from nnmon.processors.watch.status import collect
+    from nnmon.processors.watch.status_table import render
+    from nnmon.streams.client.management import default_url
 
     url = management_url or default_url(config.broker)
     found = asyncio.run(collect(config, url, broker_data_dir))
@@ -342,8 +342,8 @@ def dashboard(
                                       help="Address to serve on; localhost only by default.")] = "127.0.0.1",
 ) -> None:
     """Serve a live web page (and /metrics for Prometheus) until Ctrl-C."""
-    from processors.dashboard import run_dashboard
-    from streams.management import default_url
+    from nnmon.processors.watch.dashboard import run_dashboard
+    from nnmon.streams.client.management import default_url
 
     url = management_url or default_url(config.broker)
     run_until_stopped(lambda stop: run_dashboard(config, stop, bind, port, url, broker_data_dir))
@@ -365,7 +365,7 @@ def up(
                                                 help="The dashboard's port.")] = 8050,
 ) -> int:
     """Run all four processors (and the dashboard) together until Ctrl-C (or --count)."""
-    from processors.up import UpOptions, run_up
+    from nnmon.processors.cli.supervisor import UpOptions, run_up
 
     status: list[int] = []
 

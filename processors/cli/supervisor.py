@@ -1,6 +1,6 @@
 """`up`: runs the four processors as child processes, like compose does.
 
-Each processor is `python -m processors <name>`, configured through the same
+Each processor is `python -m nnmon.processors <name>`, configured through the same
 NNMON_* environment variables a container gets. With a `count`, `up` returns
 once the CSV holds that many new rows and the PNG has been drawn from them.
 """
@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from processors.config import PipelineConfig
-from processors.csv_tail import RowCounter
-from processors.drawing import ROWS_KEY
+from nnmon.processors.run.config import PipelineConfig
+from nnmon.processors.shell.drawing import ROWS_KEY
+from nnmon.processors.watch.csv_tail import RowCounter
 
 log = logging.getLogger("nnmon.up")
 
@@ -80,7 +80,7 @@ async def run_up(config: PipelineConfig, stop: asyncio.Event, options: UpOptions
         arguments["dashboard"] = ["--port", str(options.dashboard_port)]
     children = {
         name: await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "processors", name, *arguments[name], env=env
+            sys.executable, "-m", "nnmon.processors", name, *arguments[name], env=env
         )
         for name in arguments
     }

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
-from processors.join import Pair
+from nnmon.processors.core.join import Pair
 
 HEADER = "id,y_true,y_pred,absolute_error\n"
 

@@ -19,16 +19,16 @@ from typing import Any
 
 from rstream import RawMessage
 
-from processors.config import PipelineConfig
-from processors.counts import CountsFile
-from processors.dataset import Dataset, diabetes, row_order
-from processors.rates import RateLog
-from processors.runtime import keep_running, sleep_unless_stopped
-from streams import codec
-from streams.connection import Watch, open_producer
-from streams.ids import IdGenerator
-from streams.publisher import ConfirmedPublisher, abandon
-from streams.topology import declare_streams
+from nnmon.processors.core.dataset import Dataset, diabetes, row_order
+from nnmon.processors.run.config import PipelineConfig
+from nnmon.processors.run.counts import CountsFile
+from nnmon.processors.run.rates import RateLog
+from nnmon.processors.run.runtime import keep_running, sleep_unless_stopped
+from nnmon.streams.client.connection import Watch, open_producer
+from nnmon.streams.client.publisher import ConfirmedPublisher, abandon
+from nnmon.streams.client.topology import declare_streams
+from nnmon.streams.events import codec
+from nnmon.streams.events.ids import IdGenerator
 
 log = logging.getLogger("nnmon.features")
 

@@ -6,10 +6,10 @@ import asyncio
 import logging
 from typing import Any
 
-from processors.config import PipelineConfig
-from processors.csv_log import CsvLog
-from processors.joined import JoinLimits, run_joined
-from processors.lock import view_lock
+from nnmon.processors.run.config import PipelineConfig
+from nnmon.processors.shell.csv_log import CsvLog
+from nnmon.processors.shell.joined import JoinLimits, JoinRunner
+from nnmon.processors.shell.lock import view_lock
 
 log = logging.getLogger("nnmon.metric")
 
@@ -19,4 +19,4 @@ async def run_metric(config: PipelineConfig, stop: asyncio.Event, limits: JoinLi
         return CsvLog(config.csv_path, state)
 
     with view_lock(config, "metric"):
-        await run_joined(config, stop, "metric", open_view, limits, log, publish_rejects=True)
+        await JoinRunner(config, "metric", open_view, limits, log, publish_rejects=True).run(stop)

@@ -25,18 +25,18 @@ import numpy as np
 import rstream
 from rstream import RawMessage
 
-from processors.config import PipelineConfig
-from processors.counts import CountsFile
-from processors.dataset import diabetes
-from processors.intake import Intake
-from processors.rates import RateLog
-from processors.runtime import UsageError, keep_running
-from streams import chunks, codec
-from streams.connection import Watch, open_consumer, open_producer
-from streams.ids import IdGenerator
-from streams.publisher import ConfirmedPublisher, abandon
-from streams.subscription import Record, RecordReader, after, last_position, stored_offset
-from streams.topology import declare_streams
+from nnmon.processors.core.dataset import diabetes
+from nnmon.processors.run.config import PipelineConfig
+from nnmon.processors.run.counts import CountsFile
+from nnmon.processors.run.rates import RateLog
+from nnmon.processors.run.runtime import UsageError, keep_running
+from nnmon.processors.shell.intake import Intake
+from nnmon.streams.client.connection import Watch, open_consumer, open_producer
+from nnmon.streams.client.publisher import ConfirmedPublisher, abandon
+from nnmon.streams.client.topology import declare_streams
+from nnmon.streams.events import chunks, codec
+from nnmon.streams.events.ids import IdGenerator
+from nnmon.streams.read.reader import Record, RecordReader, after, last_position, stored_offset
 
 log = logging.getLogger("nnmon.model")
 

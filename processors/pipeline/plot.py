@@ -4,7 +4,7 @@ The histogram is updated from each batch of joined pairs (it never re-reads
 the CSV) and kept in the plot's checkpoint. The PNG is drawn when there is
 something new and either `every` seconds have passed since the last drawing
 or the streams have gone quiet. With a start position, the histogram is first
-rebuilt from the history after it (see `processors.replay`).
+rebuilt from the history after it (see `nnmon.processors.replay`).
 """
 
 from __future__ import annotations
@@ -12,19 +12,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from typing import Any
 
 from rstream import ConsumerOffsetSpecification
 
-from processors.config import PipelineConfig
-from processors.drawing import draw_png
-from processors.histogram import ErrorHistogram
-from processors.join import Pair
-from processors.joined import JoinLimits, run_joined
-from processors.lock import view_lock
-from processors.replay import adopt, checkpoint_of, histogram_of, replay
-from processors.runtime import release_free_memory
+from nnmon.processors.core.histogram import ErrorHistogram
+from nnmon.processors.core.join import Pair
+from nnmon.processors.replay.history import replay
+from nnmon.processors.replay.rebuild import histogram_of
+from nnmon.processors.run.config import PipelineConfig
+from nnmon.processors.run.runtime import release_free_memory
+from nnmon.processors.run.throttle import Every
+from nnmon.processors.shell.drawing import draw_png
+from nnmon.processors.shell.joined import JoinLimits, JoinRunner, hand_over
+from nnmon.processors.shell.lock import view_lock
 
 log = logging.getLogger("nnmon.plot")
 
@@ -35,6 +36,8 @@ log = logging.getLogger("nnmon.plot")
 # every time once plot yielded. plot then catches up when there is CPU to
 # spare. 10 is the usual "background job" niceness (what `nice` uses).
 NICENESS = 10
+# Drawn as soon as the streams have been quiet this long, whatever `every_s` says.
+QUIET_S = 0.5
 
 
 def lower_priority() -> int:
@@ -72,8 +75,8 @@ async def run_plot(
     rebuild_from: ConsumerOffsetSpecification | None = None,
 ) -> None:
     views: list[HistogramView] = []
-    last_draw = 0.0
-    quiet_since = time.monotonic()
+    redraws = Every(every_s)
+    quiet = Every(QUIET_S, wait_first=True)  # done at each batch that brought records
 
     def open_view(state: dict[str, Any] | None) -> HistogramView:
         view = HistogramView(state)
@@ -81,33 +84,30 @@ async def run_plot(
         return view
 
     async def draw() -> None:
-        nonlocal last_draw
         view = views[-1]
         snapshot = ErrorHistogram.from_state(view.histogram.to_state())
         # Drawing takes a tenth of a second: keep it off the event loop.
         await asyncio.to_thread(draw_png, snapshot, config.png_path)
         release_free_memory()  # matplotlib's figure
         view.drawn_rows = snapshot.count
-        last_draw = time.monotonic()
+        redraws.done()
         log.info("drew %s from %d rows", config.png_path, snapshot.count)
 
     async def after_batch(idle: bool) -> None:
-        nonlocal quiet_since
-        now = time.monotonic()
         if not idle:
-            quiet_since = now
-        if views and views[-1].undrawn and (now - last_draw >= every_s or now - quiet_since >= 0.5):
+            quiet.done()
+        if views and views[-1].undrawn and (redraws.since() >= every_s or quiet.since() >= QUIET_S):
             await draw()
 
     with view_lock(config, "plot"):
         if rebuild_from is not None:
             result = await replay(config, rebuild_from)
             histogram = histogram_of(result.rows)
-            await adopt(config, "plot", checkpoint_of(result, limits, histogram.to_state()))
+            await hand_over(config, "plot", result.hand_over(), limits, histogram.to_state())
             log.info("rebuilt the histogram from %d rows of history", histogram.count)
         # The PNG is redrawn every few seconds: reading in bursts a quarter of
         # a second apart costs plot far less CPU than following every event,
         # CPU the processors on the path to the CSV can use.
-        await run_joined(config, stop, "plot", open_view, limits, log, after_batch, rest_s=0.25)
+        await JoinRunner(config, "plot", open_view, limits, log, rest_s=0.25).run(stop, after_batch)
         if views and views[-1].undrawn:
             await draw()

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from processors.runtime import LogFormat
-from streams.settings import BrokerSettings, Retention, StreamNames
+from nnmon.processors.run.runtime import LogFormat
+from nnmon.streams.settings import BrokerSettings, Retention, StreamNames
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from enum import Enum
 import rstream
 import rstream.exceptions
 
-from streams.connection import BrokerError, StreamDeleted, Watch
+from nnmon.streams.client.connection import BrokerError, StreamDeleted, Watch
 
 
 class UsageError(Exception):

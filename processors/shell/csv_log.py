@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from processors.join import Pair
-from processors.joined import ViewLost
-from processors.rows import HEADER, Rows, format_rows
+from nnmon.processors.core.join import Pair
+from nnmon.processors.core.rows import HEADER, Rows, format_rows
+from nnmon.processors.shell.joined import ViewLost
 
 
 class CsvLog:
@@ -56,7 +56,12 @@ class CsvLog:
             raise OSError(error.errno, error.strerror, str(self.path)) from None
 
     def state(self) -> dict[str, Any]:
-        return {"csv_bytes": self._file.tell()}
+        return self.state_of(self._file.tell())
+
+    @staticmethod
+    def state_of(size: int) -> dict[str, Any]:
+        """The state of a log `size` bytes long (one written whole, say)."""
+        return {"csv_bytes": size}
 
     def close(self) -> None:
         self._file.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from processors.histogram import ErrorHistogram
+from nnmon.processors.core.histogram import ErrorHistogram
 
 ROWS_KEY = "nnmon:rows"
 

@@ -13,11 +13,11 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from processors.join import Expired, Side
-from streams import chunks, codec
-from streams.chunks import Chunk
-from streams.publisher import ConfirmedPublisher
-from streams.subscription import Record
+from nnmon.processors.core.join import Expired, Side
+from nnmon.streams.client.publisher import ConfirmedPublisher
+from nnmon.streams.events import codec
+from nnmon.streams.read.reader import Record
+from nnmon.streams.wire.chunk import Chunk, messages
 
 E = TypeVar("E", codec.FeaturesEvent, codec.TruthEvent, codec.PredictionEvent)
 
@@ -47,10 +47,10 @@ class Intake:
 
     def decode_messages(self, chunk: Chunk, expected: type[E]) -> list[tuple[int, E]]:
         """The chunk's events with their offsets, decoded message by message
-        (for a chunk `streams.chunks` cannot read at once), with what does
+        (for a chunk `nnmon.streams.events.chunks` cannot read at once), with what does
         not decode reported."""
         decoded = []
-        for offset, data in chunks.messages(chunk):
+        for offset, data in messages(chunk):
             event = self.decode(Record(chunk.stream, offset, chunk.timestamp_ms, data), expected)
             if event is not None:
                 decoded.append((offset, event))

@@ -8,6 +8,9 @@ Checkpoint order, so a kill at any moment loses nothing and doubles nothing:
 3. the consumer offsets are stored on the broker, for people and tools.
 On start the processor restores the checkpoint and reads on just after its
 offsets. With no checkpoint, the view is rebuilt from the streams' start.
+
+The checkpoint's format is this module's alone: a replay hands its result
+over through `hand_over`, and `nnmon status` reads it through `join_status`.
 """
 
 from __future__ import annotations
@@ -15,25 +18,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import rstream
 
-from processors import checkpoint
-from processors.config import PipelineConfig
-from processors.counts import CountsFile
-from processors.intake import Intake
-from processors.join import Half, IdJoin, Pair, Side
-from processors.rates import RateLog
-from processors.runtime import keep_running, release_free_memory, sleep_unless_stopped
-from streams import chunks, codec
-from streams.connection import Watch, open_consumer, open_producer
-from streams.publisher import ConfirmedPublisher
-from streams.subscription import Record, RecordReader, after, last_position
-from streams.topology import declare_streams
+from nnmon.processors.core.join import Half, IdJoin, Pair, Side
+from nnmon.processors.run.config import PipelineConfig
+from nnmon.processors.run.counts import CountsFile
+from nnmon.processors.run.rates import RateLog
+from nnmon.processors.run.runtime import keep_running, release_free_memory, sleep_unless_stopped
+from nnmon.processors.run.throttle import Every
+from nnmon.processors.shell import checkpoint
+from nnmon.processors.shell.intake import Intake
+from nnmon.streams.client.connection import Watch, open_consumer, open_producer
+from nnmon.streams.client.publisher import ConfirmedPublisher
+from nnmon.streams.client.topology import declare_streams
+from nnmon.streams.events import chunks, codec
+from nnmon.streams.read.reader import Record, RecordReader, after, last_position
 
 # How long a y_true may wait, after it was read, for y_pred to catch up
 # before it is joined anyway (and waits in memory): longer than a model's lag
@@ -62,6 +66,10 @@ class View(Protocol):
         """Let go of files; the view may be reopened from a checkpoint."""
 
 
+OpenView = Callable[[dict[str, Any] | None], View]  # from its checkpointed state, or afresh
+AfterBatch = Callable[[bool], Awaitable[None]]  # called with whether the batch was empty
+
+
 @dataclass(frozen=True)
 class JoinLimits:
     """Bounds of the pending join state: event-time window and count per side."""
@@ -69,20 +77,15 @@ class JoinLimits:
     window_s: float = 3600.0
     max_pending: int = 100_000
 
+    def empty_join(self) -> IdJoin:
+        return IdJoin(window_ms=int(self.window_s * 1000), max_pending=self.max_pending)
 
-async def run_joined(
-    config: PipelineConfig,
-    stop: asyncio.Event,
-    processor: str,
-    open_view: Callable[[dict[str, Any] | None], View],
-    limits: JoinLimits,
-    log: logging.Logger,
-    after_batch: Callable[[bool], Awaitable[None]] | None = None,
-    checkpoint_every_s: float = 1.0,
-    publish_rejects: bool = False,
-    rest_s: float = 0.0,
-) -> None:
-    """Run until `stop`; `after_batch(idle)` runs after every loop turn.
+
+class JoinRunner:
+    """One joined processor: `restore` its join, offsets and view from the
+    checkpoint, `step` through batches of records, `checkpoint` now and
+    then; `run` does all three until `stop`, across reconnections.
+
     With `publish_rejects`, unusable messages are copied to the rejected
     stream (one processor per pipeline should, or each reject shows twice).
     With `rest_s`, a batch of a mere trickle of records is followed by a rest
@@ -92,109 +95,190 @@ async def run_joined(
     processor keeps up. Nor is there a rest while records wait in the
     reader: catching up, a batch can be small where the merge stops a run,
     and plot rested 2 s in 8 s over a backlog of 200,000 events.
-
-    When the broker goes away, everything since the last checkpoint is
-    dropped (the view is reopened from it) and reading resumes from there
-    once the broker is back.
     """
-    names = config.names
-    streams = (names.y_true, names.y_pred)
-    path = config.checkpoint_path(processor)
-    intake = Intake(log, processor)
-    name = names.consumer(processor)
-    rate = RateLog(log, "joined")
-    counts = CountsFile(config.logs_dir, processor)
 
-    async def attempt(watch: Watch) -> None:
-        intake.forget_rejects()  # anything not yet reported will be read again
-        fresh = not path.exists()
-        join, offsets, view = _restore(checkpoint.load(path, streams), streams, open_view, limits, log)
+    def __init__(
+        self, config: PipelineConfig, processor: str, open_view: OpenView, limits: JoinLimits,
+        log: logging.Logger, publish_rejects: bool = False, rest_s: float = 0.0,
+        checkpoint_every_s: float = 1.0,
+    ) -> None:
+        self.config = config
+        self.processor = processor
+        self.open_view = open_view
+        self.limits = limits
+        self.log = log
+        self.publish_rejects = publish_rejects
+        self.rest_s = rest_s
+        self.checkpoint_every_s = checkpoint_every_s
+        names = config.names
+        self.streams = (names.y_true, names.y_pred)
+        self.path = config.checkpoint_path(processor)
+        self.consumer_name = names.consumer(processor)
+        self.intake = Intake(log, processor)
+        self.rate = RateLog(log, "joined")
+        self.counts = CountsFile(config.logs_dir, processor)
+        self.join = limits.empty_join()
+        self.offsets: dict[str, int | None] = dict.fromkeys(self.streams)
+        self.view: View | None = None
+
+    def restore(self, fresh: bool = False) -> None:
+        """The join, offsets and view the checkpoint describes; fresh ones
+        (so the view is rebuilt from the streams' start) without a usable
+        checkpoint, or when `fresh`."""
+        if self.view is not None:
+            self.view.close()
+        saved = None if fresh else checkpoint.load(self.path, self.streams)
+        if saved is not None:
+            try:
+                self.join = IdJoin.from_state(saved.state["join"], int(self.limits.window_s * 1000),
+                                              self.limits.max_pending)
+                self.offsets = {s: _offset(saved.streams[s]) for s in self.streams}
+                self.view = self.open_view(saved.state["view"])
+                return
+            except ViewLost as lost:
+                self.log.warning("%s: rebuilding the view from the start of the streams", lost)
+            except (KeyError, TypeError, ValueError) as error:
+                self.log.warning("damaged checkpoint (%r): rebuilding the view from the start of the streams",
+                                 error)
+        self.join = self.limits.empty_join()
+        self.offsets = dict.fromkeys(self.streams)
+        self.view = self.open_view(None)
+
+    def step(self, records: list[Record]) -> list[Pair]:
+        """Join a batch of records, write the pairs to the view, and expire
+        (and report) what waited too long; the pairs."""
+        assert self.view is not None, "restore first"
+        names = self.config.names
+        pairs = []
+        for record in records:
+            pair = self._join_record(record)
+            if pair is not None:
+                pairs.append(pair)
+            self.offsets[record.stream] = record.offset
+        if pairs:
+            self.view.write(pairs)
+            self.rate.add(len(pairs))
+        expired = self.join.expire()
+        self.intake.reject_expired(expired, {Side.TRUTH: names.y_true, Side.PREDICTION: names.y_pred})
+        if expired:
+            self.log.warning("%d events expired unmatched (%d so far), e.g. %s %s", len(expired),
+                             self.join.counts.expired, expired[0].side.value, expired[0].id)
+        return pairs
+
+    async def checkpoint(self, consumer: rstream.Consumer, rejects: ConfirmedPublisher) -> None:
+        """Make the view durable, write the checkpoint, then store the
+        offsets on the broker (rejects are published before, so a crash
+        repeats a reject, never loses it)."""
+        assert self.view is not None, "restore first"
+        if self.publish_rejects:
+            await self.intake.publish_rejects(rejects, self.config.names.rejected)
+        else:
+            self.intake.forget_rejects()  # logged and counted only
+        self.view.sync()
+        _save(self.path, self.offsets, self.join, self.view.state())
+        for stream, offset in self.offsets.items():
+            if offset is not None:
+                await consumer.store_offset(stream, self.consumer_name, offset)
+
+    def totals(self) -> dict[str, int]:
+        return {"processed": self.rate.total, "rejected": self.intake.rejected,
+                "expired": self.join.counts.expired}
+
+    async def run(self, stop: asyncio.Event, after_batch: AfterBatch | None = None) -> None:
+        """Run until `stop`; `after_batch(idle)` runs after every loop turn.
+
+        When the broker goes away, everything since the last checkpoint is
+        dropped (the view is reopened from it) and reading resumes from there
+        once the broker is back."""
         try:
-            connection = config.connection_name(processor)
-            async with (
-                open_consumer(config.broker, connection, watch) as consumer,
-                open_producer(config.broker, connection, watch) as producer,
-                RecordReader(lambda: open_consumer(config.broker, connection, watch)) as reader,
-            ):
-                await declare_streams(consumer, streams + (names.rejected,), config.retention)
-                reject_publisher = ConfirmedPublisher(producer, None, watch)
-                if await _ahead_of_streams(consumer, offsets):
-                    log.warning("the checkpoint is past the end of the streams (were they deleted and "
-                                "created again?): rebuilding the view from the start of the streams")
-                    view.close()
-                    join, offsets, view = _restore(None, streams, open_view, limits, log)
-                for stream, read in zip(streams, (chunks.read_truths, chunks.read_predictions)):
-                    await reader.subscribe(stream, after(offsets[stream]), name, read)
-                # Truth is published a moment before its prediction: let it
-                # wait on the broker, not in the join's memory.
-                reader.follow(names.y_true, names.y_pred, TRUTH_HOLD_S)
-                watch.connected = True
-                if fresh:
-                    log.info("no checkpoint at %s: building the view from the start of the streams", path)
-                log.info("joining %s and %s from offsets %s", *streams,
-                         {s: "first" if o is None else o + 1 for s, o in offsets.items()})
-
-                async def save_checkpoint() -> None:
-                    if publish_rejects:
-                        await intake.publish_rejects(reject_publisher, names.rejected)
-                    else:
-                        intake.forget_rejects()  # logged and counted only
-                    view.sync()
-                    state = {"join": join.to_state(), "view": view.state()}
-                    checkpoint.save(path, checkpoint.Checkpoint(dict(offsets), state))
-                    for stream, offset in offsets.items():
-                        if offset is not None:
-                            await consumer.store_offset(stream, name, offset)
-
-                def totals() -> dict[str, int]:
-                    return {"processed": rate.total, "rejected": intake.rejected,
-                            "expired": join.counts.expired}
-
-                last_checkpoint = time.monotonic()
-                unsaved = False
-                while not stop.is_set():
-                    watch.check()
-                    records = await reader.next_batch(READ_BATCH, timeout=0.2)
-                    pairs = []
-                    for record in records:
-                        pair = _join_record(record, names.y_true, join, intake)
-                        if pair is not None:
-                            pairs.append(pair)
-                        offsets[record.stream] = record.offset
-                        unsaved = True
-                    if pairs:
-                        view.write(pairs)
-                        rate.add(len(pairs))
-                        # A low estimate of the lag (its 10th percentile in
-                        # this batch): measured to keep both sides' pending
-                        # small, where the median left predictions waiting.
-                        lags = sorted(pair.prediction_lag_ms for pair in pairs)
-                        reader.lead(names.y_true, lags[len(lags) // 10])
-                    expired = join.expire()
-                    intake.reject_expired(expired, {Side.TRUTH: names.y_true, Side.PREDICTION: names.y_pred})
-                    if expired:
-                        log.warning("%d events expired unmatched (%d so far), e.g. %s %s", len(expired),
-                                    join.counts.expired, expired[0].side.value, expired[0].id)
-                    rate.maybe_log(lambda: f"{join.pending_count()} pending, {join.counts.expired} expired, "
-                                           f"{intake.rejected} rejected")
-                    counts.update(totals())
-                    if after_batch is not None:
-                        await after_batch(not records)
-                    if rest_s and 0 < len(records) < TRICKLE and reader.queued() < TRICKLE:
-                        await sleep_unless_stopped(stop, rest_s)
-                    if unsaved and time.monotonic() - last_checkpoint >= checkpoint_every_s:
-                        await save_checkpoint()
-                        release_free_memory()  # what the batches since the last checkpoint freed
-                        last_checkpoint = time.monotonic()
-                        unsaved = False
-                await save_checkpoint()
-                counts.update(totals(), force=True)
-                log.info("stopped: %d joined, %d pending, %d expired, %d rejected", join.counts.joined,
-                         join.pending_count(), join.counts.expired, intake.rejected)
+            await keep_running(lambda watch: self._attempt(stop, watch, after_batch), stop, self.log)
         finally:
-            view.close()
+            if self.view is not None:
+                self.view.close()
+                self.view = None
 
-    await keep_running(attempt, stop, log)
+    async def _attempt(self, stop: asyncio.Event, watch: Watch, after_batch: AfterBatch | None) -> None:
+        config, names, log = self.config, self.config.names, self.log
+        self.intake.forget_rejects()  # anything not yet reported will be read again
+        fresh = not self.path.exists()
+        self.restore()
+        connection = config.connection_name(self.processor)
+        async with (
+            open_consumer(config.broker, connection, watch) as consumer,
+            open_producer(config.broker, connection, watch) as producer,
+            RecordReader(lambda: open_consumer(config.broker, connection, watch)) as reader,
+        ):
+            await declare_streams(consumer, self.streams + (names.rejected,), config.retention)
+            rejects = ConfirmedPublisher(producer, None, watch)
+            if await _ahead_of_streams(consumer, self.offsets):
+                log.warning("the checkpoint is past the end of the streams (were they deleted and "
+                            "created again?): rebuilding the view from the start of the streams")
+                self.restore(fresh=True)
+            for stream, read in zip(self.streams, (chunks.read_truths, chunks.read_predictions)):
+                await reader.subscribe(stream, after(self.offsets[stream]), self.consumer_name, read)
+            # Truth is published a moment before its prediction: let it
+            # wait on the broker, not in the join's memory.
+            reader.follow(names.y_true, names.y_pred, TRUTH_HOLD_S)
+            watch.connected = True
+            if fresh:
+                log.info("no checkpoint at %s: building the view from the start of the streams", self.path)
+            log.info("joining %s and %s from offsets %s", *self.streams,
+                     {s: "first" if o is None else o + 1 for s, o in self.offsets.items()})
+            checkpoints = Every(self.checkpoint_every_s, wait_first=True)
+            unsaved = False
+            while not stop.is_set():
+                watch.check()
+                records = await reader.next_batch(READ_BATCH, timeout=0.2)
+                pairs = self.step(records)
+                unsaved = unsaved or bool(records)
+                if pairs:
+                    # A low estimate of the lag (its 10th percentile in this
+                    # batch): measured to keep both sides' pending small,
+                    # where the median left predictions waiting.
+                    lags = sorted(pair.prediction_lag_ms for pair in pairs)
+                    reader.lead(names.y_true, lags[len(lags) // 10])
+                self.rate.maybe_log(self._progress)
+                self.counts.update(self.totals())
+                if after_batch is not None:
+                    await after_batch(not records)
+                if self.rest_s and 0 < len(records) < TRICKLE and reader.queued() < TRICKLE:
+                    await sleep_unless_stopped(stop, self.rest_s)
+                if unsaved and checkpoints.due():
+                    await self.checkpoint(consumer, rejects)
+                    release_free_memory()  # what the batches since the last checkpoint freed
+                    unsaved = False
+            await self.checkpoint(consumer, rejects)
+            self.counts.update(self.totals(), force=True)
+            log.info("stopped: %d joined, %d pending, %d expired, %d rejected", self.join.counts.joined,
+                     self.join.pending_count(), self.join.counts.expired, self.intake.rejected)
+
+    def _progress(self) -> str:
+        return (f"{self.join.pending_count()} pending, {self.join.counts.expired} expired, "
+                f"{self.intake.rejected} rejected")
+
+    def _join_record(self, record: Record) -> Pair | None:
+        """Feed one y_true or y_pred record to the join; the pair it completes, if any."""
+        intake, join = self.intake, self.join
+        if record.stream == self.streams[0]:
+            truth = intake.decode(record, codec.TruthEvent)
+            if truth is None:
+                return None
+            side, event_id, value = Side.TRUTH, truth.id, truth.y_true
+        else:
+            prediction = intake.decode(record, codec.PredictionEvent)
+            if prediction is None:
+                return None
+            side, event_id, value = Side.PREDICTION, prediction.features_id, prediction.y_pred
+        if join.seen(side, event_id):
+            intake.reject(record, f"duplicate {side.value} for id {event_id}")
+            return None
+        # The join window runs on the broker's clock (when it stored the chunk),
+        # not on the events' own creation_time, which any publisher can set wrong.
+        pair = join.add(side, event_id, Half(value, record.offset, record.timestamp_ms))
+        if pair is not None and not math.isfinite(pair.absolute_error):
+            intake.reject(record, f"the absolute error for id {event_id} overflows")
+            return None
+        return pair
 
 
 async def _ahead_of_streams(consumer: rstream.Consumer, offsets: dict[str, int | None]) -> bool:
@@ -207,51 +291,8 @@ async def _ahead_of_streams(consumer: rstream.Consumer, offsets: dict[str, int |
     return False
 
 
-def _join_record(record: Record, truth_stream: str, join: IdJoin, intake: Intake) -> Pair | None:
-    """Feed one y_true or y_pred record to the join; the pair it completes, if any."""
-    if record.stream == truth_stream:
-        truth = intake.decode(record, codec.TruthEvent)
-        if truth is None:
-            return None
-        side, event_id, value = Side.TRUTH, truth.id, truth.y_true
-    else:
-        prediction = intake.decode(record, codec.PredictionEvent)
-        if prediction is None:
-            return None
-        side, event_id, value = Side.PREDICTION, prediction.features_id, prediction.y_pred
-    if join.seen(side, event_id):
-        intake.reject(record, f"duplicate {side.value} for id {event_id}")
-        return None
-    # The join window runs on the broker's clock (when it stored the chunk),
-    # not on the events' own creation_time, which any publisher can set wrong.
-    pair = join.add(side, event_id, Half(value, record.offset, record.timestamp_ms))
-    if pair is not None and not math.isfinite(pair.absolute_error):
-        intake.reject(record, f"the absolute error for id {event_id} overflows")
-        return None
-    return pair
-
-
-def _restore(
-    saved: checkpoint.Checkpoint | None,
-    streams: tuple[str, ...],
-    open_view: Callable[[dict[str, Any] | None], View],
-    limits: JoinLimits,
-    log: logging.Logger,
-) -> tuple[IdJoin, dict[str, int | None], View]:
-    """The join, offsets and view a checkpoint describes; fresh ones (so the
-    view is rebuilt from the streams' start) without a usable checkpoint."""
-    window_ms = int(limits.window_s * 1000)
-    if saved is not None:
-        try:
-            join = IdJoin.from_state(saved.state["join"], window_ms, limits.max_pending)
-            offsets = {s: _offset(saved.streams[s]) for s in streams}
-            return join, offsets, open_view(saved.state["view"])
-        except ViewLost as lost:
-            log.warning("%s: rebuilding the view from the start of the streams", lost)
-        except (KeyError, TypeError, ValueError) as error:
-            log.warning("damaged checkpoint (%r): rebuilding the view from the start of the streams", error)
-    join = IdJoin(window_ms=window_ms, max_pending=limits.max_pending)
-    return join, {stream: None for stream in streams}, open_view(None)
+def _save(path: Path, offsets: dict[str, int | None], join: IdJoin, view_state: dict[str, Any]) -> None:
+    checkpoint.save(path, checkpoint.Checkpoint(dict(offsets), {"join": join.to_state(), "view": view_state}))
 
 
 def _offset(value: object) -> int | None:
@@ -260,3 +301,63 @@ def _offset(value: object) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     raise ValueError(f"offset {value!r} in checkpoint")
+
+
+@dataclass(frozen=True)
+class HandOver:
+    """Where a replay left the join: what a joined processor carrying on
+    from its end needs."""
+
+    ends: dict[str, int | None]  # per stream, the last offset read
+    truths: dict[str, Half]  # y_true read with no prediction yet
+    predictions: dict[str, Half]  # predictions read whose y_true comes later
+    newest_ms: int  # the newest chunk time read
+
+
+async def hand_over(
+    config: PipelineConfig, processor: str, handed: HandOver, limits: JoinLimits, view_state: dict[str, Any]
+) -> None:
+    """Make `processor` carry on from a replay's end: its checkpoint is the
+    one it would have had, had it just read what the replay read (with the
+    view in `view_state`), and its offsets on the broker say so too. Call
+    with the processor's view lock held."""
+    join = limits.empty_join()
+    join.newest_ms = max([handed.newest_ms, *(h.event_ms for h in handed.predictions.values())])
+    join.pending[Side.TRUTH].update(handed.truths)
+    join.pending[Side.PREDICTION].update(handed.predictions)
+    join.expire()
+    _save(config.checkpoint_path(processor), handed.ends, join, view_state)
+    async with open_consumer(config.broker, config.connection_name("replay")) as consumer:
+        for stream, offset in handed.ends.items():
+            if offset is not None:
+                await consumer.store_offset(stream, config.names.consumer(processor), offset)
+
+
+def forget(config: PipelineConfig, processor: str) -> None:
+    """Remove `processor`'s checkpoint: on its next start it rebuilds its view
+    from the streams (while a replay swaps the view, say)."""
+    config.checkpoint_path(processor).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class JoinStatus:
+    processor: str
+    joined: int
+    pending: int
+    expired: int
+    checkpoint_at: float  # when the checkpoint was written (s since the Unix epoch)
+
+
+def join_status(config: PipelineConfig, processor: str) -> JoinStatus | None:
+    """The join's figures from `processor`'s last checkpoint; None without one."""
+    path = config.checkpoint_path(processor)
+    saved = checkpoint.load(path, (config.names.y_true, config.names.y_pred))
+    if saved is None:
+        return None
+    try:
+        join = saved.state["join"]
+        return JoinStatus(processor, int(join["counts"]["joined"]),
+                          sum(len(waiting) for waiting in join["pending"].values()),
+                          int(join["counts"]["expired"]), path.stat().st_mtime)
+    except (KeyError, TypeError, ValueError, OSError):
+        return None

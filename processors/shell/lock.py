@@ -8,8 +8,8 @@ import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from processors.config import PipelineConfig
-from processors.runtime import UsageError
+from nnmon.processors.run.config import PipelineConfig
+from nnmon.processors.run.runtime import UsageError
 
 
 @contextmanager

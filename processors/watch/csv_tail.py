@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from processors.rows import HEADER
+from nnmon.processors.core.rows import HEADER
 
 _HEADER_LINE = HEADER.rstrip("\n").encode()
 

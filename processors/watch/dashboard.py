@@ -26,14 +26,14 @@ from typing import Any
 
 from aiohttp import web
 
-from processors.config import PipelineConfig
-from processors.counts import read_counts
-from processors.csv_tail import CsvTail
-from processors.error_stats import ErrorStats
-from processors.prometheus import metrics_response
-from processors.runtime import UsageError
-from processors.status import Status, collect
-from streams.connection import EXPLAINED_ERRORS, explain
+from nnmon.processors.run.config import PipelineConfig
+from nnmon.processors.run.counts import read_counts
+from nnmon.processors.run.runtime import UsageError
+from nnmon.processors.watch.csv_tail import CsvTail
+from nnmon.processors.watch.error_stats import ErrorStats
+from nnmon.processors.watch.prometheus import metrics_response
+from nnmon.processors.watch.status import Status, collect
+from nnmon.streams.client.connection import EXPLAINED_ERRORS, explain
 
 log = logging.getLogger("nnmon.dashboard")
 
@@ -147,7 +147,7 @@ def _finite(value: Any) -> Any:
 
 
 def make_app(dashboard: Dashboard) -> web.Application:
-    page = resources.files("processors").joinpath("web/dashboard.html").read_bytes()
+    page = resources.files("nnmon.processors.watch").joinpath("web/dashboard.html").read_bytes()
 
     async def index(_: web.Request) -> web.Response:
         return web.Response(body=page, content_type="text/html", charset="utf-8")

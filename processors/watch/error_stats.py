@@ -11,9 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from processors.csv_tail import Row
-from processors.histogram import ErrorHistogram
-from streams.ids import id_time_ms
+from nnmon.processors.core.histogram import ErrorHistogram
+from nnmon.processors.watch.csv_tail import Row
+from nnmon.streams.events.ids import id_time_ms
 
 
 @dataclass

@@ -17,7 +17,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from processors.dashboard import Dashboard
+    from nnmon.processors.watch.dashboard import Dashboard
 
 
 class PipelineCollector(Collector):

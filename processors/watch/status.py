@@ -19,13 +19,13 @@ from typing import Any
 import rstream
 from rstream import ConsumerOffsetSpecification, OffsetType
 
-from processors import checkpoint
-from processors.config import PipelineConfig
-from processors.csv_tail import RowCounter
-from streams.connection import open_consumer
-from streams.ids import id_time_ms
-from streams.management import ManagementUnavailable, QueueInfo, stream_queues
-from streams.subscription import close_quietly, last_position, position_at, stored_offset
+from nnmon.processors.run.config import PipelineConfig
+from nnmon.processors.shell.joined import join_status
+from nnmon.processors.watch.csv_tail import RowCounter
+from nnmon.streams.client.connection import open_consumer
+from nnmon.streams.client.management import ManagementUnavailable, QueueInfo, stream_queues
+from nnmon.streams.events.ids import id_time_ms
+from nnmon.streams.read.reader import close_quietly, last_position, position_at, stored_offset
 
 # Who reads what, by consumer name; features only writes.
 CONSUMERS = (("model", "features"), ("metric", "y_true"), ("metric", "y_pred"),
@@ -203,18 +203,9 @@ def stream_bytes(data_dir: Path, vhost: str, stream: str) -> int | None:
 
 
 def _join(config: PipelineConfig, processor: str) -> JoinStatus | None:
-    path = config.checkpoint_path(processor)
-    saved = checkpoint.load(path, (config.names.y_true, config.names.y_pred))
-    if saved is None:
-        return None
-    try:
-        join = saved.state["join"]
-        return JoinStatus(
-            processor, int(join["counts"]["joined"]),
-            sum(len(waiting) for waiting in join["pending"].values()),
-            int(join["counts"]["expired"]), _iso(path.stat().st_mtime))
-    except (KeyError, TypeError, ValueError, OSError):
-        return None
+    found = join_status(config, processor)
+    return None if found is None else JoinStatus(found.processor, found.joined, found.pending, found.expired,
+                                                 _iso(found.checkpoint_at))
 
 
 def _csv(path: Path, rows: int) -> CsvStatus:

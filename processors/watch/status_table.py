@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from processors.status import Status
+from nnmon.processors.watch.status import Status
 
 _NONE = "-"
 

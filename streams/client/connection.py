@@ -13,18 +13,11 @@ from collections.abc import Callable
 from typing import Any
 
 import rstream
-import rstream.connection
 import rstream.exceptions
 from rstream.recovery import BackOffRecoveryStrategy
 
-from streams.consumer import Consumer
-from streams.settings import BrokerSettings
-
-# rstream reads its socket 256 bytes at a time, a coroutine round trip per
-# read: 14% of a replay's time went there, for chunks of hundreds of KB.
-# Whatever a read brings beyond the frame stays in rstream's buffer for the
-# next frame. (A module constant, read at each call; rstream is pinned.)
-rstream.connection.CHUNK_SIZE = 64 * 1024
+from nnmon.streams.client.rstream_private import Consumer
+from nnmon.streams.settings import BrokerSettings
 
 
 class BrokerError(RuntimeError):

@@ -8,27 +8,19 @@ PublishConfirm or a Deliver (version 1, as rstream reads them) is unpacked
 at once into the very frame rstream would make; anything else, or anything
 that does not read cleanly, goes to rstream's decoder.
 
-The frames are also read whole: rstream reads the socket 256 bytes at a
-time, an await and a copy each, some 400 for a chunk of 100 kB: about 0.3 s
-of a replay of 200,000 rows.
-
-This replaces `read_frame` on an rstream connection object: rstream is pinned
-to the minor version it was written against, and the tests compare the
-frames with rstream's own reading and decoding.
+Connections use it through `rstream_private.read_whole_frames`; the tests
+compare the frames with rstream's own reading and decoding.
 """
 
 from __future__ import annotations
 
-import asyncio
 import struct
 
 from rstream import schema
-from rstream.client import BaseClient
-from rstream.connection import ConnectionClosed
 from rstream.constants import Key
 from rstream.encoding import decode_frame as decode_generically
 
-_SIZE = struct.Struct(">I")  # a frame's size, before it
+FRAME_SIZE = struct.Struct(">I")  # a frame's size, before it
 _HEAD = struct.Struct(">HH")  # key, version
 _CONFIRM = struct.Struct(">BI")  # publisher id, number of publishing ids
 _DELIVER = struct.Struct(">BbbHIqQQIIII")  # subscription id ... reserved; then the chunk's data
@@ -54,29 +46,3 @@ def decode_frame(data: bytes | bytearray) -> schema.Frame:
         except (struct.error, ValueError):
             pass  # rstream's decoder says what is wrong
     return decode_generically(bytes(data))
-
-
-def decode_quickly(client: BaseClient) -> None:
-    """Make `client`'s connection read whole frames and decode them with
-    `decode_frame`."""
-    connection = client._conn
-    if connection is None or connection._reader is None:
-        return
-    reader = connection._reader
-    read_ahead = connection._buffer  # what rstream read past the frames it has given out
-
-    async def read_exactly(size: int) -> bytes:
-        try:
-            if not read_ahead:
-                return await reader.readexactly(size)
-            head = bytes(read_ahead[:size])
-            del read_ahead[:size]
-            return head if len(head) == size else head + await reader.readexactly(size - len(head))
-        except asyncio.IncompleteReadError:
-            raise ConnectionClosed from None  # as rstream reports the end of the connection
-
-    async def read_frame() -> schema.Frame:
-        size = _SIZE.unpack(await read_exactly(_SIZE.size))[0]
-        return decode_frame(await read_exactly(size))
-
-    connection.read_frame = read_frame  # type: ignore[method-assign]

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from streams.settings import BrokerSettings
+from nnmon.streams.settings import BrokerSettings
 
 MANAGEMENT_PORT = 15672
 

@@ -7,11 +7,10 @@ through rstream, then writes the Publish frames itself (byte for byte what
 rstream writes) and reads the confirm frames whole, so a caller can await
 durability per batch while several batches are in flight, and batches for
 several streams go out in one socket write. The connection decodes the
-confirm frames with `struct` (see `streams.frames`).
+confirm frames with `struct` (see `frames`).
 
-This touches private parts of `rstream.Producer` (its publisher table and
-connections): rstream is pinned to the minor version it was written against,
-and the tests compare the frames with rstream's own encoder.
+The parts of `rstream.Producer` this needs past its public API are in
+`rstream_private`; the tests compare the frames with rstream's own encoder.
 """
 
 from __future__ import annotations
@@ -26,8 +25,8 @@ import rstream
 from rstream import schema
 from rstream.client import Client
 
-from streams.connection import BrokerError, ConnectionLost, Watch
-from streams.frames import decode_quickly
+from nnmon.streams.client.connection import BrokerError, ConnectionLost, Watch
+from nnmon.streams.client.rstream_private import declare_publisher, read_whole_frames, write_frames
 
 Outgoing = rstream.RawMessage | rstream.AMQPMessage
 
@@ -128,17 +127,15 @@ class ConfirmedPublisher:
         rstream the first time (it finds the stream's leader)."""
         route = self._routes.get(stream)
         if route is None:
-            async with self._producer._lock:
-                publisher = await self._producer._get_or_create_publisher(
-                    stream, publisher_name=self._publisher_name)
-            route = self._routes[stream] = (publisher.id, publisher.client)
-            self._streams[publisher.id] = stream
+            publisher_id, client = await declare_publisher(self._producer, stream, self._publisher_name)
+            route = self._routes[stream] = (publisher_id, client)
+            self._streams[publisher_id] = stream
             # One handler per connection and publisher object: rstream calls
             # each handler with every confirm frame of the connection.
             name = f"nnmon-confirms-{id(self)}"
-            publisher.client.add_handler(schema.PublishConfirm, self._on_confirm, name=name)
-            publisher.client.add_handler(schema.PublishError, self._on_error, name=name)
-            decode_quickly(publisher.client)
+            client.add_handler(schema.PublishConfirm, self._on_confirm, name=name)
+            client.add_handler(schema.PublishError, self._on_error, name=name)
+            read_whole_frames(client)
         return route
 
     def _on_confirm(self, frame: schema.PublishConfirm) -> None:
@@ -202,14 +199,9 @@ class ConfirmedPublisher:
 
 
 async def _write(client: Client, data: bytes) -> None:
-    """Write frames on an rstream connection, as its `send_publish_frame`
-    does, but failing loudly where rstream logs and drops the frame."""
-    connection = client._conn
-    if connection is None or not client.is_connection_alive():
-        raise ConnectionLost("connection to the broker lost (closed before a publish)")
     try:
-        await connection._write_frame_raw(data)
-    except OSError as error:
+        await write_frames(client, data)
+    except OSError as error:  # ConnectionError included
         raise ConnectionLost(f"connection to the broker lost ({error})") from error
 
 

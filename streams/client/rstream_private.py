@@ -1,20 +1,25 @@
-"""rstream's Consumer, with whole-chunk subscriptions and without the
-0.2 s pause after every last unsubscribe.
+"""Every place nnmon reaches past rstream's public API, in one module.
 
-- rstream calls a callback per message, with a `MessageContext` built for
-  each: about a microsecond a message before any decoding starts. A chunk
-  subscription gets the chunk as the broker delivered it instead (see
-  `streams.chunks`), and reads its messages however suits it.
-- rstream closes a connection as soon as its last subscription goes, and
-  every close sleeps 0.2 s: a probe (subscribe, take a chunk, unsubscribe)
-  cost 0.2 s and a new connection. The connection stays open here for the
-  next subscription, until `close`, which closes the connections side by
-  side instead of one after the other.
-- A chunk subscription's connection decodes Deliver frames with `struct`
-  (see `streams.frames`).
+rstream is fast enough for nnmon only with a few of its internals changed;
+each is named here, with what it replaces and why, and nowhere else in the
+package (a test holds the rest of the code to `PRIVATE_NAMES`). rstream is
+pinned to the minor version this was written against and checked at import:
+an upgrade fails here, loudly, not somewhere deep in a processor.
 
-This overrides private methods of `rstream.Consumer`: rstream is pinned to
-the minor version it was written against, and the tests read through it.
+- Reading: rstream reads its socket 256 bytes at a time (`read_size`), and
+  decodes every frame field by field; `read_whole_frames` makes a
+  connection read each frame whole and decode it with `frames.decode_frame`.
+- Consuming: rstream calls a callback per message, with a `MessageContext`
+  built for each: about a microsecond a message before any decoding starts.
+  `Consumer.subscribe_chunks` hands over each chunk as the broker delivered
+  it instead (see `nnmon.streams.events.chunks`). rstream also closes a
+  connection as soon as its last subscription goes, and every close sleeps
+  0.2 s: a probe (subscribe, take a chunk, unsubscribe) cost 0.2 s and a new
+  connection. Here the connection stays open for the next subscription,
+  until `close`, which closes the connections side by side.
+- Publishing: `declare_publisher` and `write_frames` let
+  `publisher.ConfirmedPublisher` declare publishers through rstream, then
+  write the Publish frames itself (see there).
 """
 
 from __future__ import annotations
@@ -24,11 +29,91 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import rstream
+import rstream.connection
 from rstream import ConsumerOffsetSpecification, OffsetType, schema
+from rstream.client import BaseClient, Client
+from rstream.connection import ConnectionClosed
 from rstream.consumer import _Subscriber
 
-from streams.chunks import Chunk
-from streams.frames import decode_quickly
+from nnmon.streams.client.frames import FRAME_SIZE, decode_frame
+from nnmon.streams.wire.chunk import Chunk
+
+TESTED_VERSION = "1.1."  # rstream 1.1.x: what this module was written against and is tested with
+if not rstream.__version__.startswith(TESTED_VERSION):
+    raise ImportError(f"nnmon needs rstream {TESTED_VERSION}x (it reaches past rstream's public API in "
+                      f"{__name__}), found {rstream.__version__}: pip install 'rstream>=1.1.1,<1.2'")
+
+# The rstream internals used here (attributes, methods, a module constant);
+# the rest of the package uses none of them.
+PRIVATE_NAMES = frozenset({
+    "CHUNK_SIZE", "read_frame", "_conn", "_reader", "_buffer", "_write_frame_raw", "_lock",
+    "_get_or_create_publisher", "_subscribers", "_on_deliver", "_remove_stream_from_client",
+    "_clients", "_pool", "_default_client", "_Subscriber",
+})
+
+
+def read_size(size: int) -> None:
+    """How much a connection asks of its socket at a time, where rstream
+    still reads itself (a module constant, read at each call): 256 bytes by
+    default, a coroutine round trip each; 14% of a replay's time went there,
+    for chunks of hundreds of KB. What a read brings beyond a frame stays in
+    rstream's buffer for the next frame."""
+    rstream.connection.CHUNK_SIZE = size
+
+
+read_size(64 * 1024)
+
+
+def read_whole_frames(client: BaseClient) -> None:
+    """Make `client`'s connection read whole frames (readexactly: rstream
+    reads the socket 256 bytes at a time, an await and a copy each, some 400
+    for a chunk of 100 kB, about 0.3 s of a replay of 200,000 rows) and
+    decode them with `frames.decode_frame`. Replaces the connection's
+    `read_frame`; what rstream already read ahead is taken first, and the end
+    of the connection is still its `ConnectionClosed`."""
+    connection = client._conn
+    if connection is None or connection._reader is None:
+        return
+    reader = connection._reader
+    read_ahead = connection._buffer  # what rstream read past the frames it has given out
+
+    async def read_exactly(size: int) -> bytes:
+        try:
+            if not read_ahead:
+                return await reader.readexactly(size)
+            head = bytes(read_ahead[:size])
+            del read_ahead[:size]
+            return head if len(head) == size else head + await reader.readexactly(size - len(head))
+        except asyncio.IncompleteReadError:
+            raise ConnectionClosed from None  # as rstream reports the end of the connection
+
+    async def read_frame() -> schema.Frame:
+        size = FRAME_SIZE.unpack(await read_exactly(FRAME_SIZE.size))[0]
+        return decode_frame(await read_exactly(size))
+
+    connection.read_frame = read_frame  # type: ignore[method-assign]
+
+
+async def declare_publisher(
+    producer: rstream.Producer, stream: str, publisher_name: str | None
+) -> tuple[int, Client]:
+    """Declare a publisher on `stream` through rstream (it finds the
+    stream's leader and remembers the publisher for the producer's close);
+    its id and connection."""
+    async with producer._lock:
+        publisher = await producer._get_or_create_publisher(stream, publisher_name=publisher_name)
+    return publisher.id, publisher.client
+
+
+async def write_frames(client: Client, data: bytes) -> None:
+    """Write frames on an rstream connection, as its `send_publish_frame`
+    does, but failing loudly (`ConnectionError`) where rstream logs and
+    drops the frame."""
+    connection = client._conn
+    if connection is None or not client.is_connection_alive():
+        raise ConnectionError("closed before a publish")
+    await connection._write_frame_raw(data)
+
 
 OnChunk = Callable[[Chunk], Awaitable[None] | None]
 
@@ -53,7 +138,7 @@ class Consumer(rstream.Consumer):
         subscription = await self.subscribe(
             stream, callback, offset_specification=offset_specification,
             initial_credit=initial_credit, subscriber_name=subscriber_name, properties=properties)
-        decode_quickly(self._subscribers[subscription].client)
+        read_whole_frames(self._subscribers[subscription].client)
         return subscription
 
     async def _on_deliver(
@@ -79,7 +164,6 @@ class Consumer(rstream.Consumer):
                                           frame.num_entries, frame.num_records, frame.data, skip))
         if waiting is not None:
             await waiting
-
 
     async def _remove_stream_from_client(self, stream: str) -> None:
         client = self._clients.pop(stream, None)

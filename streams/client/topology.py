@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import rstream
 from rstream.exceptions import PreconditionFailed
 
-from streams.settings import Retention
+from nnmon.streams.settings import Retention
 
 log = logging.getLogger("nnmon.streams")
 

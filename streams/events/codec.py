@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from rstream import AMQPMessage, Properties, RawMessage
 
-from streams import amqp
+from nnmon.streams.wire import amqp
 
 SCHEMA_VERSION = 1
 _ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -70,7 +70,7 @@ class MalformedEvent(ValueError):
 
 
 def encode(event: Event) -> RawMessage:
-    """The event as an AMQP message, ready to publish (see `streams.amqp`)."""
+    """The event as an AMQP message, ready to publish (see `nnmon.streams.wire.amqp`)."""
     correlation_id = None
     if isinstance(event, FeaturesEvent):
         event_type = "features"

@@ -2,7 +2,7 @@
 
 An exception in an rstream callback silently skips the rest of the chunk.
 Here the callback only queues the chunk's records: the raw bytes, and the
-events when the whole chunk reads at once (`streams.chunks`, whose fast
+events when the whole chunk reads at once (`nnmon.streams.events.chunks`, whose fast
 path raises on no input); anything else is decoded in the processor, where
 a bad message is caught and reported. The bounded queue is the
 back-pressure: when a processor falls behind, the callback waits, and no
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import rstream
 from rstream import ConsumerOffsetSpecification, OffsetType
 
-from streams import chunks, codec
-from streams.chunks import Chunk
-from streams.consumer import Consumer
+from nnmon.streams.client.rstream_private import Consumer
+from nnmon.streams.events import codec
+from nnmon.streams.wire.chunk import Chunk, messages
 
 
 @dataclass(slots=True)  # not frozen: built per message (see codec.FeaturesEvent)
@@ -140,7 +140,7 @@ class RecordReader:
 
         def on_chunk(chunk: Chunk) -> Awaitable[None] | None:
             records = [Record(stream, offset, chunk.timestamp_ms, data)
-                       for offset, data in chunks.messages(chunk)]
+                       for offset, data in messages(chunk)]
             events = None if read is None else read(chunk)
             if events is not None:
                 for record, event in zip(records, events):

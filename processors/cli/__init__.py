@@ -1,0 +1,1 @@
+"""The `nnmon` command line."""

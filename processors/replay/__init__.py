@@ -1,0 +1,1 @@
+"""Rebuilding views from the streams' history."""

@@ -1,0 +1,57 @@
+"""Rebuilding the views (the CSV, the histogram's PNG) from a replay's result.
+
+The views' formats and the joined processors' checkpoints are the shell's:
+the CSV is written by `csv_log`, the PNG by `drawing`, and `metric` and
+`plot` are handed the replay's end through `joined.hand_over`.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+
+from nnmon.processors.core.histogram import ErrorHistogram
+from nnmon.processors.core.rows import Rows
+from nnmon.processors.replay.history import ReplayResult
+from nnmon.processors.run.config import PipelineConfig
+from nnmon.processors.shell import joined
+from nnmon.processors.shell.csv_log import CsvLog, write_csv
+from nnmon.processors.shell.drawing import draw_png
+from nnmon.processors.shell.joined import JoinLimits
+from nnmon.processors.shell.lock import view_lock
+
+
+def histogram_of(rows: Rows) -> ErrorHistogram:
+    histogram = ErrorHistogram()
+    histogram.add(rows.absolute_error)
+    return histogram
+
+
+async def rebuild_views(
+    config: PipelineConfig, result: ReplayResult, out: Path | None, plot: bool, limits: JoinLimits
+) -> tuple[Path, Path | None]:
+    """Write the replay's CSV (and PNG); returns their paths.
+
+    With `out`, the CSV goes there and the PNG beside it, and the live views
+    are left alone. Without, the live CSV and PNG are swapped for the
+    replay's, and `metric` (and `plot`) carry on from where the replay ended.
+    """
+    png = None
+    if out is not None:
+        write_csv(out, result.rows)
+        if plot:
+            png = out.with_suffix(".png")
+            draw_png(histogram_of(result.rows), png)
+        return out, png
+    with view_lock(config, "metric"), (view_lock(config, "plot") if plot else nullcontext()):
+        # No checkpoint while the CSV is swapped: a crash in between makes
+        # metric rebuild from the streams rather than trust a stale length.
+        joined.forget(config, "metric")
+        size = write_csv(config.csv_path, result.rows)
+        await joined.hand_over(config, "metric", result.hand_over(), limits, CsvLog.state_of(size))
+        if plot:
+            histogram = histogram_of(result.rows)
+            draw_png(histogram, config.png_path)
+            png = config.png_path
+            await joined.hand_over(config, "plot", result.hand_over(), limits, histogram.to_state())
+    return config.csv_path, png

@@ -1,0 +1,38 @@
+"""Writing a whole file atomically: a temporary file beside it, then a rename.
+
+A reader (and a processor restarting after a crash) sees the old file or the
+new one, never half of one. The one way nnmon writes a whole file: the
+checkpoints, a replayed CSV, the PNG and the counts files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+
+def write_atomically(path: Path, write: Callable[[BinaryIO], None], durable: bool = True) -> int:
+    """Replace `path` with what `write(file)` writes; returns its size in
+    bytes. `durable`: fsync before the rename, so the new content survives a
+    power cut once this returns (for what a restart relies on; a file that
+    is only watched can skip it).
+
+    Any failure (a full disk, no permission) leaves the old file and no
+    temporary one, and raises `OSError` naming `path`."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(temporary, "wb") as file:
+            write(file)
+            file.flush()
+            if durable:
+                os.fsync(file.fileno())
+            size = file.tell()
+        os.replace(temporary, path)
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, str(path)) from None
+    finally:
+        temporary.unlink(missing_ok=True)
+    return size

@@ -1,0 +1,1 @@
+"""Watching a pipeline from outside: status, the dashboard, Prometheus, the CSV tail. Only reads."""

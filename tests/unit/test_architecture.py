@@ -1,0 +1,55 @@
+"""The import rules of ARCHITECTURE.md hold: import-linter's contracts (in
+pyproject.toml) are kept, and rstream's internals are used in one module."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+from nnmon.streams.client import rstream_private
+
+ROOT = Path(__file__).resolve().parents[2]
+PRIVATE_MODULE = ROOT / "streams" / "client" / "rstream_private.py"
+
+
+def test_import_contracts_are_kept() -> None:
+    done = subprocess.run([str(Path(sys.executable).with_name("lint-imports")), "--no-cache"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert " broken" in done.stdout and "0 broken" in done.stdout, done.stdout
+
+
+def private_uses(source: str) -> list[tuple[int, str]]:
+    """Where `source` names one of rstream's internals that nnmon uses: as an
+    attribute, or imported from an rstream module."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr in rstream_private.PRIVATE_NAMES:
+            found.append((node.lineno, node.attr))
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and \
+                node.name in rstream_private.PRIVATE_NAMES:  # an override
+            found.append((node.lineno, node.name))
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rstream"):
+            found += [(node.lineno, alias.name) for alias in node.names
+                      if alias.name in rstream_private.PRIVATE_NAMES or alias.name.startswith("_")]
+    return found
+
+
+def test_rstream_internals_are_used_in_one_module_only() -> None:
+    used = {str(path.relative_to(ROOT)): uses
+            for room in ("streams", "processors") for path in sorted((ROOT / room).rglob("*.py"))
+            if path != PRIVATE_MODULE and (uses := private_uses(path.read_text()))}
+    assert used == {}
+
+
+def test_the_check_finds_an_internal_where_it_is() -> None:
+    # Not vacuous: the module that holds them is found to use every one.
+    names = {name for _, name in private_uses(PRIVATE_MODULE.read_text())}
+    assert names == rstream_private.PRIVATE_NAMES
+    source = ("client._conn.read_frame = f\n"
+              "from rstream.consumer import _Subscriber\n"
+              "async def _on_deliver(): ...\n")
+    assert sorted(private_uses(source)) == [(1, "_conn"), (1, "read_frame"), (2, "_Subscriber"),
+                                            (3, "_on_deliver")]
