@@ -8,7 +8,7 @@ a table, then one JSON object on its last line. Figures:
 - latency_ms_p50 / latency_ms_p99: at a steady --latency-rate events/s, from
   when each event was due on features' schedule to its CSV row being seen on
   disk. That counts the few ms an event waits for features' next send (see
-  features.TICK_S); the figures from the publish itself (the id's time) are
+  pace.TICK_S); the figures from the publish itself (the id's time) are
   printed too;
 - replay_rows_per_s: `nnmon replay --from-offset first` over the e2e run;
 - plot_s_1m: a histogram of 1,000,000 errors, added then drawn to a PNG;

@@ -13,8 +13,9 @@ import pytest
 from rstream import AMQPMessage, Properties
 
 from nnmon.processors.core.dataset import diabetes
+from nnmon.processors.core.predictor import default_predictor
 from nnmon.processors.pipeline.metric import run_metric
-from nnmon.processors.pipeline.model import default_predictor, run_model
+from nnmon.processors.pipeline.model import run_model
 from nnmon.processors.run.config import PipelineConfig
 from nnmon.processors.shell.joined import JoinLimits
 from nnmon.streams.client.connection import open_producer

@@ -16,15 +16,14 @@ from rstream import AMQPMessage, Properties, amqp_decoder
 from nnmon.streams.events.codec import (
     SCHEMA_VERSION,
     Event,
-    EventTemplate,
     FeaturesEvent,
     MalformedEvent,
     PredictionEvent,
-    PredictionTemplate,
     TruthEvent,
     decode,
     encode,
 )
+from nnmon.streams.events.templates import EventTemplate, PredictionTemplate
 
 CREATED_MS = 1_700_000_000_123
 FEATURES = FeaturesEvent(

@@ -9,8 +9,8 @@ import pandas as pd
 from PIL import Image
 
 from nnmon.processors.core.dataset import diabetes
+from nnmon.processors.core.predictor import default_predictor
 from nnmon.processors.core.rows import HEADER
-from nnmon.processors.pipeline.model import default_predictor
 from nnmon.processors.run.config import PipelineConfig
 from nnmon.processors.shell.drawing import ROWS_KEY
 from nnmon.streams.events import codec

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nnmon.processors.pipeline.features import FULL_SPEED_BATCH, TICK_S, Pace
+from nnmon.processors.core.pace import FULL_SPEED_BATCH, TICK_S, Pace
 
 
 def test_one_event_is_due_at_once_then_one_per_interval() -> None:

@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.linear_model import LinearRegression, Ridge
 
 from nnmon.processors.core.dataset import diabetes
-from nnmon.processors.pipeline.model import Predictor, default_predictor
+from nnmon.processors.core.predictor import Predictor, default_predictor
 
 
 def rows_of(matrix: np.ndarray, names: tuple[str, ...]) -> list[dict[str, float]]:

@@ -10,9 +10,10 @@ import pytest
 import rstream
 
 from nnmon.processors.core.dataset import diabetes
+from nnmon.processors.core.predictor import default_predictor
 from nnmon.processors.pipeline.features import run_features
 from nnmon.processors.pipeline.metric import run_metric
-from nnmon.processors.pipeline.model import default_predictor, run_model
+from nnmon.processors.pipeline.model import run_model
 from nnmon.processors.run.config import PipelineConfig
 from nnmon.processors.run.runtime import UsageError
 from nnmon.processors.shell.joined import JoinLimits

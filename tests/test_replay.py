@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from nnmon.processors.core.predictor import default_predictor
 from nnmon.processors.pipeline.features import run_features
 from nnmon.processors.pipeline.metric import run_metric
-from nnmon.processors.pipeline.model import default_predictor, run_model
+from nnmon.processors.pipeline.model import run_model
 from nnmon.processors.pipeline.plot import run_plot
 from nnmon.processors.run.config import PipelineConfig
 from nnmon.processors.shell.drawing import ROWS_KEY

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nnmon.processors.run.counts import CountsFile, read_counts
 from nnmon.processors.run.rates import RateLog
+from nnmon.processors.shell.counts import CountsFile, read_counts
 from nnmon.processors.watch.csv_tail import CsvTail, Row
 from nnmon.processors.watch.dashboard import finite_json
 from nnmon.processors.watch.error_stats import ErrorStats

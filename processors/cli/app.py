@@ -189,7 +189,9 @@ def model(
              "default: LinearRegression fitted on the diabetes set.")] = None,
 ) -> None:
     """Predict every features event and publish y_pred."""
-    from nnmon.processors.pipeline.model import default_predictor, load_predictor, run_model
+    from nnmon.processors.core.predictor import default_predictor
+    from nnmon.processors.pipeline.model import run_model
+    from nnmon.processors.shell.model_file import load_predictor
 
     predictor = default_predictor() if model_path is None else load_predictor(model_path)
     run_until_stopped(lambda stop: run_model(config, stop, predictor))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -34,3 +35,9 @@ def diabetes() -> Dataset:
 def row_order(rows: int, seed: int) -> np.ndarray:
     """The order in which `features` cycles through the rows for `seed`."""
     return np.random.default_rng(seed).permutation(rows)
+
+
+def cycled_rows(rows: int, seed: int) -> Iterator[int]:
+    order = row_order(rows, seed)
+    while True:
+        yield from (int(row) for row in order)

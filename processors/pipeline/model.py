@@ -10,33 +10,31 @@ predictions are confirmed, at most once a second and whenever it is idle.
 from __future__ import annotations
 
 import asyncio
-import functools
-import hashlib
 import logging
 import math
-import operator
 import time
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import rstream
 from rstream import RawMessage
 
-from nnmon.processors.core.dataset import diabetes
+from nnmon.processors.core.predictor import Predictor
 from nnmon.processors.run.config import PipelineConfig
-from nnmon.processors.run.counts import CountsFile
 from nnmon.processors.run.rates import RateLog
 from nnmon.processors.run.runtime import UsageError, keep_running
+from nnmon.processors.run.throttle import Every
+from nnmon.processors.shell.counts import CountsFile
 from nnmon.processors.shell.intake import Intake
 from nnmon.streams.client.connection import Watch, open_consumer, open_producer
 from nnmon.streams.client.publisher import ConfirmedPublisher, abandon
 from nnmon.streams.client.topology import declare_streams
 from nnmon.streams.events import chunks, codec
 from nnmon.streams.events.ids import IdGenerator
-from nnmon.streams.read.reader import Record, RecordReader, after, last_position, stored_offset
+from nnmon.streams.events.templates import PredictionTemplate
+from nnmon.streams.read.merge import Record
+from nnmon.streams.read.reader import RecordReader, after, last_position, stored_offset
 
 log = logging.getLogger("nnmon.model")
 
@@ -49,96 +47,31 @@ IN_FLIGHT = 4
 STORE_EVERY_S = 1.0
 
 
-@dataclass(frozen=True)
-class Predictor:
-    """A fitted regressor with the feature order it expects."""
+@dataclass
+class _Predicting:
+    """What survives a reconnection: the model and how its predictions are
+    encoded, what was rejected, and the running totals."""
 
-    regressor: Any
-    feature_names: tuple[str, ...]
-    version: str
+    predictor: Predictor
+    template: PredictionTemplate
+    intake: Intake
+    predicted: RateLog
+    counts: CountsFile
 
-    @functools.cached_property
-    def messages(self) -> codec.PredictionTemplate:
-        """How its predictions are encoded."""
-        return codec.PredictionTemplate(self.version)
-
-    @functools.cached_property
-    def feature_set(self) -> frozenset[str]:
-        return frozenset(self.feature_names)
-
-    @functools.cached_property
-    def linear(self) -> tuple[np.ndarray, float] | None:
-        """The coefficients and intercept of a single-output LinearRegression,
-        else None. Its `predict` checks its input for 100 us a call: at 1,000
-        events/s, a call per event, that was 14% of model's time. The same
-        product is exact: scikit-learn computes `X @ coef_ + intercept_`."""
-        from sklearn.linear_model import LinearRegression
-
-        if type(self.regressor) is not LinearRegression or np.ndim(self.regressor.coef_) != 1:
-            return None
-        return np.asarray(self.regressor.coef_, dtype=np.float64), float(self.regressor.intercept_)
-
-    def predict(self, rows: list[dict[str, float]]) -> np.ndarray:
-        in_order = operator.itemgetter(*self.feature_names)
-        matrix = np.array([in_order(row) for row in rows], dtype=np.float64).reshape(len(rows), -1)
-        if self.linear is not None:
-            coefficients, intercept = self.linear
-            with np.errstate(all="ignore"):  # an overflow is rejected by the caller
-                predicted: np.ndarray = matrix @ coefficients + intercept
-            return predicted
-        return np.asarray(self.regressor.predict(matrix), dtype=np.float64).reshape(-1)
-
-
-def default_predictor() -> Predictor:
-    """LinearRegression fitted on the whole diabetes set: deterministic."""
-    from sklearn.linear_model import LinearRegression
-
-    data = diabetes()
-    regressor = LinearRegression().fit(data.features, data.target)
-    return Predictor(regressor, data.feature_names, "linear-regression-diabetes-v1")
-
-
-def load_predictor(path: Path) -> Predictor:
-    """A joblib-saved scikit-learn regressor taking the diabetes features."""
-    import joblib
-
-    if not path.is_file():
-        raise UsageError(f"--model-path {path}: no such file")
-    try:
-        regressor = joblib.load(path)
-    except Exception as error:
-        raise UsageError(f"--model-path {path}: not a joblib file ({type(error).__name__})") from None
-    names = diabetes().feature_names
-    if not callable(getattr(regressor, "predict", None)):
-        raise UsageError(f"--model-path {path}: {type(regressor).__name__} has no predict()")
-    expected = getattr(regressor, "n_features_in_", len(names))
-    if expected != len(names):
-        raise UsageError(
-            f"--model-path {path}: the model expects {expected} features, "
-            f"the diabetes events carry {len(names)} ({', '.join(names)})"
-        )
-    fitted_names = getattr(regressor, "feature_names_in_", None)
-    if fitted_names is not None:
-        names = tuple(str(n) for n in fitted_names)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    return Predictor(regressor, names, f"{path.name}@{digest}")
+    def totals(self) -> dict[str, int]:
+        return {"processed": self.predicted.total, "rejected": self.intake.rejected}
 
 
 async def run_model(config: PipelineConfig, stop: asyncio.Event, predictor: Predictor) -> None:
-    intake = Intake(log, "model")
-    predicted = RateLog(log, "predicted")
-    counts = CountsFile(config.logs_dir, "model")
-    await keep_running(lambda watch: _predict(config, stop, predictor, intake, predicted, counts, watch),
-                       stop, log)
-    counts.update({"processed": predicted.total, "rejected": intake.rejected}, force=True)
-    log.info("stopped after %d predictions (%d rejected)", predicted.total, intake.rejected)
+    work = _Predicting(predictor, PredictionTemplate(predictor.version), Intake(log, "model"),
+                       RateLog(log, "predicted"), CountsFile(config.logs_dir, "model"))
+    await keep_running(lambda watch: _predict(config, stop, work, watch), stop, log)
+    work.counts.update(work.totals(), force=True)
+    log.info("stopped after %d predictions (%d rejected)", work.predicted.total, work.intake.rejected)
 
 
-async def _predict(
-    config: PipelineConfig, stop: asyncio.Event, predictor: Predictor, intake: Intake,
-    predicted: RateLog, counts: CountsFile, watch: Watch,
-) -> None:
-    names = config.names
+async def _predict(config: PipelineConfig, stop: asyncio.Event, work: _Predicting, watch: Watch) -> None:
+    names, intake = config.names, work.intake
     name = names.consumer("model")
     ids = IdGenerator()
     connection = config.connection_name("model")
@@ -158,11 +91,12 @@ async def _predict(
         # deduplication would drop those of a restarted model.
         reject_publisher = ConfirmedPublisher(producer, None, watch)
         log.info("predicting %s -> %s with %s, from offset %s", names.features,
-                 names.y_pred, predictor.version, "first" if start is None else start + 1)
+                 names.y_pred, work.predictor.version, "first" if start is None else start + 1)
         # Several batches await their confirms at once; each one's offset may
         # be stored once it and all before it are confirmed.
         in_flight: deque[tuple[asyncio.Future[Any], int]] = deque()
         progress = _StoredOffset(confirmed=start, stored=start)
+        stores = Every(STORE_EVERY_S)
 
         async def settle_oldest() -> None:
             confirmed, offset = in_flight.popleft()
@@ -172,14 +106,15 @@ async def _predict(
         async def store_offset() -> None:
             if progress.confirmed is not None and progress.confirmed != progress.stored:
                 await consumer.store_offset(names.features, name, progress.confirmed)
-                progress.stored, progress.stored_at = progress.confirmed, time.monotonic()
+                progress.stored = progress.confirmed
+                stores.done()
 
         try:
             while not stop.is_set():
                 watch.check()
                 while in_flight and in_flight[0][0].done():
                     await settle_oldest()
-                if time.monotonic() - progress.stored_at >= STORE_EVERY_S:
+                if stores.since() >= STORE_EVERY_S:
                     await store_offset()
                 if len(in_flight) >= IN_FLIGHT:
                     await settle_oldest()
@@ -191,13 +126,13 @@ async def _predict(
                     else:
                         await store_offset()  # idle: nothing left to confirm
                     continue
-                messages = _predictions(records, predictor, intake, ids)
+                messages = _predictions(records, work, ids)
                 confirms = [await publisher.send(names.y_pred, messages),
                             await intake.send_rejects(reject_publisher, names.rejected)]
                 in_flight.append((asyncio.gather(*confirms), records[-1].offset))
-                predicted.add(len(messages))
-                predicted.maybe_log(lambda: f"{intake.rejected} rejected")
-                counts.update({"processed": predicted.total, "rejected": intake.rejected})
+                work.predicted.add(len(messages))
+                work.predicted.maybe_log(lambda: f"{intake.rejected} rejected")
+                work.counts.update(work.totals())
             while in_flight:
                 await settle_oldest()
             await store_offset()
@@ -212,13 +147,11 @@ class _StoredOffset:
 
     confirmed: int | None
     stored: int | None
-    stored_at: float = 0.0
 
 
-def _predictions(
-    records: list[Record], predictor: Predictor, intake: Intake, ids: IdGenerator
-) -> list[RawMessage]:
+def _predictions(records: list[Record], work: _Predicting, ids: IdGenerator) -> list[RawMessage]:
     """The prediction messages for the usable features among `records`."""
+    predictor, intake = work.predictor, work.intake
     good = []
     for record in records:
         event = intake.decode(record, codec.FeaturesEvent)
@@ -238,7 +171,7 @@ def _predictions(
         if not math.isfinite(value):  # finite features can still overflow the model
             intake.reject(record, f"the prediction is {value}: the features are out of the model's range")
             continue
-        message = predictor.messages.encode(ids.next_id(), event.id, value, now_ms)
+        message = work.template.encode(ids.next_id(), event.id, value, now_ms)
         # Broker-side deduplication: a re-read features event yields the
         # same publishing id, which the broker drops.
         message.publishing_id = record.offset + 1

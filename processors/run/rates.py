@@ -7,6 +7,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from nnmon.processors.run.throttle import Every
+
 
 class RateLog:
     """Counts what a processor did and, at most every `every_s` seconds and
@@ -20,23 +22,21 @@ class RateLog:
     ) -> None:
         self.log = log
         self.verb = verb
-        self.every_s = every_s
-        self.clock = clock
         self.total = 0
         self._reported = 0
-        self._reported_at = clock()
+        self._lines = Every(every_s, clock, wait_first=True)
 
     def add(self, n: int) -> None:
         self.total += n
 
     def maybe_log(self, details: Callable[[], str] | None = None) -> None:
         """Log the progress line if one is due; `details` is only called then."""
-        now = self.clock()
-        elapsed = now - self._reported_at
-        if elapsed < self.every_s or self.total == self._reported:
+        elapsed = self._lines.since()
+        if elapsed < self._lines.seconds or self.total == self._reported:
             return
+        self._lines.done()
         moved = self.total - self._reported
-        self._reported, self._reported_at = self.total, now
+        self._reported = self.total
         extra = f"; {details()}" if details else ""
         self.log.info("%s %d (+%d in %.1fs, %.1f/s)%s", self.verb, self.total, moved, elapsed,
                       moved / elapsed, extra)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 
-def write_atomically(path: Path, write: Callable[[BinaryIO], None], durable: bool = True) -> int:
+def write_atomically(path: Path, write: Callable[[BinaryIO], object], durable: bool = True) -> int:
     """Replace `path` with what `write(file)` writes; returns its size in
     bytes. `durable`: fsync before the rename, so the new content survives a
     power cut once this returns (for what a restart relies on; a file that

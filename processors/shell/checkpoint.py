@@ -1,17 +1,18 @@
 """A processor's checkpoint: its state and the offsets that state covers.
 
-Written atomically (temporary file, fsync, rename), so after a crash the
-file holds either the old checkpoint or the new one, never half of one.
+Written atomically and durably (`atomic.write_atomically`), so after a crash
+the file holds either the old checkpoint or the new one, never half of one.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from nnmon.processors.shell.atomic import write_atomically
 
 log = logging.getLogger("nnmon.checkpoint")
 
@@ -48,19 +49,8 @@ def load(path: Path, streams: tuple[str, ...]) -> Checkpoint | None:
 
 
 def save(path: Path, checkpoint: Checkpoint) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(
         {"format": FORMAT_VERSION, "streams": checkpoint.streams, "state": checkpoint.state},
         separators=(",", ":"),
     )
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(temporary, "w") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except OSError as error:
-        raise OSError(error.errno, error.strerror, str(path)) from None
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_atomically(path, lambda file: file.write(text.encode()))

@@ -14,6 +14,7 @@ from typing import Any
 
 from nnmon.processors.core.join import Pair
 from nnmon.processors.core.rows import HEADER, Rows, format_rows
+from nnmon.processors.shell.atomic import write_atomically
 from nnmon.processors.shell.joined import ViewLost
 
 
@@ -68,18 +69,6 @@ class CsvLog:
 
 
 def write_csv(path: Path, rows: Rows) -> int:
-    """Write a whole metric log atomically (temporary file, fsync, rename);
-    returns its size in bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(temporary, "wb") as file:
-            file.write(HEADER.encode())
-            file.write(format_rows(rows).encode())
-            file.flush()
-            os.fsync(file.fileno())
-            size = file.tell()
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)  # after a failure (disk full): no half CSV left
-    return size
+    """Write a whole metric log atomically and durably; returns its size in bytes."""
+    text = (HEADER + format_rows(rows)).encode()
+    return write_atomically(path, lambda file: file.write(text))

@@ -1,22 +1,22 @@
 """Drawing the error histogram as a PNG, atomically.
 
-The PNG is written to a temporary file and renamed, so a reader never sees
-half a PNG. The number of rows drawn is stored in the PNG's text metadata
+The PNG is written atomically (`atomic.write_atomically`), so a reader never
+sees half a PNG. The number of rows drawn is stored in the PNG's text metadata
 (key `nnmon:rows`), so tools can tell how current it is.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from nnmon.processors.core.histogram import ErrorHistogram
+from nnmon.processors.shell.atomic import write_atomically
 
 ROWS_KEY = "nnmon:rows"
 
 
 def draw_png(histogram: ErrorHistogram, path: Path) -> None:
-    """Draw `histogram` to `path` atomically (temporary file, then rename)."""
+    """Draw `histogram` to `path` atomically."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
@@ -39,12 +39,7 @@ def draw_png(histogram: ErrorHistogram, path: Path) -> None:
               transform=axes.transAxes, va="top", ha="left",
               bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8})
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        figure.savefig(temporary, format="png", metadata={ROWS_KEY: str(histogram.count)})
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)  # after a failure (disk full): no half PNG left
+    write_atomically(path, lambda file: figure.savefig(file, format="png",
+                                                       metadata={ROWS_KEY: str(histogram.count)}))
 
 

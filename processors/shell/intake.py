@@ -16,7 +16,7 @@ from typing import TypeVar
 from nnmon.processors.core.join import Expired, Side
 from nnmon.streams.client.publisher import ConfirmedPublisher
 from nnmon.streams.events import codec
-from nnmon.streams.read.reader import Record
+from nnmon.streams.read.merge import Record
 from nnmon.streams.wire.chunk import Chunk, messages
 
 E = TypeVar("E", codec.FeaturesEvent, codec.TruthEvent, codec.PredictionEvent)

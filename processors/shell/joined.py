@@ -27,17 +27,18 @@ import rstream
 
 from nnmon.processors.core.join import Half, IdJoin, Pair, Side
 from nnmon.processors.run.config import PipelineConfig
-from nnmon.processors.run.counts import CountsFile
 from nnmon.processors.run.rates import RateLog
 from nnmon.processors.run.runtime import keep_running, release_free_memory, sleep_unless_stopped
 from nnmon.processors.run.throttle import Every
 from nnmon.processors.shell import checkpoint
+from nnmon.processors.shell.counts import CountsFile
 from nnmon.processors.shell.intake import Intake
 from nnmon.streams.client.connection import Watch, open_consumer, open_producer
 from nnmon.streams.client.publisher import ConfirmedPublisher
 from nnmon.streams.client.topology import declare_streams
 from nnmon.streams.events import chunks, codec
-from nnmon.streams.read.reader import Record, RecordReader, after, last_position
+from nnmon.streams.read.merge import Record
+from nnmon.streams.read.reader import RecordReader, after, last_position
 
 # How long a y_true may wait, after it was read, for y_pred to catch up
 # before it is joined anyway (and waits in memory): longer than a model's lag

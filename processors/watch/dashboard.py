@@ -27,8 +27,9 @@ from typing import Any
 from aiohttp import web
 
 from nnmon.processors.run.config import PipelineConfig
-from nnmon.processors.run.counts import read_counts
 from nnmon.processors.run.runtime import UsageError
+from nnmon.processors.run.throttle import Every
+from nnmon.processors.shell.counts import read_counts
 from nnmon.processors.watch.csv_tail import CsvTail
 from nnmon.processors.watch.error_stats import ErrorStats
 from nnmon.processors.watch.prometheus import metrics_response
@@ -55,7 +56,7 @@ class Dashboard:
     status: Status | None = None
     broker_error: str | None = None
     counts: dict[str, dict[str, Any]] = field(default_factory=dict)  # processor -> its CountsFile
-    _status_at: float = -STATUS_EVERY_S
+    _status_checks: Every = field(default_factory=lambda: Every(STATUS_EVERY_S))
     _row_counts: deque[tuple[float, int]] = field(default_factory=deque)
 
     def __post_init__(self) -> None:
@@ -71,8 +72,7 @@ class Dashboard:
         self._row_counts.append((now, self.stats.count))
         while now - self._row_counts[0][0] > RATE_WINDOW_S:
             self._row_counts.popleft()
-        if now - self._status_at >= STATUS_EVERY_S:
-            self._status_at = now
+        if self._status_checks.due():
             self.counts = {p: c for p in PROCESSORS if (c := read_counts(self.config.logs_dir, p))}
             await self._refresh_status()
 

@@ -17,6 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nnmon.processors.run.throttle import Every
+from nnmon.processors.shell.atomic import write_atomically
+
 log = logging.getLogger("nnmon.counts")
 
 
@@ -30,21 +33,19 @@ class CountsFile:
     def __init__(self, logs_dir: Path, processor: str, every_s: float = 5.0) -> None:
         self.path = counts_path(logs_dir, processor)
         self.processor = processor
-        self.every_s = every_s
-        self._written_at = -every_s
+        self._writes = Every(every_s)
         self._failed = False
 
     def update(self, counts: dict[str, int], force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._written_at < self.every_s:
+        if force:
+            self._writes.done()
+        elif not self._writes.due():
             return
-        self._written_at = now
-        temporary = self.path.with_name(f".{self.path.name}.tmp")
+        text = json.dumps({"processor": self.processor, "pid": os.getpid(), "updated_at": time.time(),
+                           **counts})
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            temporary.write_text(json.dumps({"processor": self.processor, "pid": os.getpid(),
-                                             "updated_at": time.time(), **counts}))
-            os.replace(temporary, self.path)
+            # Not fsynced: a figure to watch, rewritten every few seconds.
+            write_atomically(self.path, lambda file: file.write(text.encode()), durable=False)
         except OSError as error:
             if not self._failed:
                 log.warning("cannot write %s (%s); carrying on without it", self.path, error.strerror)
