@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 from nnmon.streams.client.connection import open_consumer  # noqa: E402
 from nnmon.streams.settings import BrokerSettings, StreamNames  # noqa: E402
 from tests.browser import chromium  # noqa: E402
-from tests.test_cli import free_port  # noqa: E402
+from tests.streamtools import free_port  # noqa: E402
 
 NNMON = str(Path(sys.executable).with_name("nnmon"))
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,6 +18,7 @@ import rstream
 from rstream import ConsumerOffsetSpecification, OffsetType
 
 from nnmon.processors.run.config import PipelineConfig
+from nnmon.processors.watch.csv_tail import RowCounter
 from nnmon.streams.client.connection import open_consumer
 from nnmon.streams.events import codec
 from nnmon.streams.settings import BrokerSettings
@@ -117,3 +120,43 @@ def run_nnmon(
     """Run `nnmon ARGUMENTS` to the end against `config`'s pipeline."""
     return subprocess.run([NNMON, *arguments], env=nnmon_env(config), capture_output=True, text=True,
                           timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Pipeline:
+    """features, model and metric as separate processes under one prefix."""
+
+    def __init__(self, config: PipelineConfig) -> None:
+        self.config = config
+        self.env = nnmon_env(config)
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        # Reads only what was appended: the tests poll every few ms while
+        # the pipeline runs on the same two cores.
+        self._rows = RowCounter(config.csv_path)
+        self.log = open(config.logs_dir.parent / "processes.log", "ab")
+
+    def start(self, name: str, *arguments: str) -> None:
+        self.processes[name] = subprocess.Popen([NNMON, name, *arguments], env=self.env,
+                                                stdout=self.log, stderr=self.log)
+
+    def kill_and_restart(self, name: str) -> None:
+        process = self.processes[name]
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        self.start(name)
+
+    def rows(self) -> int:
+        return self._rows.rows()
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            process.wait(timeout=30)
+        self.log.close()

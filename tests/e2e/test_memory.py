@@ -18,8 +18,7 @@ from nnmon.streams.client.publisher import ConfirmedPublisher
 from nnmon.streams.client.topology import declare_streams
 from nnmon.streams.events import codec
 from nnmon.streams.events.ids import IdGenerator
-from tests.streamtools import NNMON, nnmon_env
-from tests.test_crashes import Pipeline
+from tests.streamtools import NNMON, Pipeline, nnmon_env
 
 
 def rss_mb(pid: int) -> float:

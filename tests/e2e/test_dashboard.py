@@ -21,8 +21,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from nnmon.processors.run.config import PipelineConfig
 from tests.browser import chromium
-from tests.streamtools import NNMON, nnmon_env, run_nnmon, wait_until
-from tests.test_cli import free_port
+from tests.streamtools import NNMON, free_port, nnmon_env, run_nnmon, wait_until
 
 
 def get(url: str) -> bytes:

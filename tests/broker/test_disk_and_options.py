@@ -14,8 +14,7 @@ from sklearn.linear_model import LinearRegression
 
 from nnmon.processors.pipeline.features import run_features
 from nnmon.processors.run.config import PipelineConfig
-from tests.streamtools import NNMON, run_nnmon
-from tests.test_crashes import Pipeline
+from tests.streamtools import NNMON, Pipeline, run_nnmon
 
 
 @pytest.fixture

@@ -14,8 +14,7 @@ import pandas as pd
 
 from nnmon.processors.run.config import PipelineConfig
 from nnmon.streams.events.ids import id_time_ms
-from tests.streamtools import read_stream, run_nnmon
-from tests.test_cli import free_port
+from tests.streamtools import free_port, read_stream, run_nnmon
 
 DATA_DIR = Path("/var/lib/rabbitmq/mnesia")
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 
 from nnmon.processors.run.config import PipelineConfig
-from tests.streamtools import run_nnmon
-from tests.test_cli import free_port
+from tests.streamtools import free_port, run_nnmon
 
 
 def json_lines(text: str) -> list[dict[str, str]]:

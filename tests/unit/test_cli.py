@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 import typer.main
 from typer.testing import CliRunner
 
 from nnmon.processors.cli.app import app
+from tests.streamtools import free_port
 
 runner = CliRunner()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_every_processor_and_up_is_a_command() -> None:

@@ -5,52 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import random
-import signal
-import subprocess
 import time
 
 import pytest
 
 from nnmon.processors.run.config import PipelineConfig
-from nnmon.processors.watch.csv_tail import RowCounter
 from nnmon.streams.events import codec
-from tests.streamtools import NNMON, nnmon_env, read_stream, stream_length
+from tests.streamtools import Pipeline, read_stream, stream_length
 
 EVENTS = 20_000
-
-
-class Pipeline:
-    """features, model and metric as separate processes under one prefix."""
-
-    def __init__(self, config: PipelineConfig) -> None:
-        self.config = config
-        self.env = nnmon_env(config)
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
-        # Reads only what was appended: the tests poll every few ms while
-        # the pipeline runs on the same two cores.
-        self._rows = RowCounter(config.csv_path)
-        self.log = open(config.logs_dir.parent / "processes.log", "ab")
-
-    def start(self, name: str, *arguments: str) -> None:
-        self.processes[name] = subprocess.Popen([NNMON, name, *arguments], env=self.env,
-                                                stdout=self.log, stderr=self.log)
-
-    def kill_and_restart(self, name: str) -> None:
-        process = self.processes[name]
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
-        self.start(name)
-
-    def rows(self) -> int:
-        return self._rows.rows()
-
-    def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes.values():
-            process.wait(timeout=30)
-        self.log.close()
 
 
 @pytest.mark.parametrize("victims", [("model",), ("metric",), ("model", "metric")])

@@ -25,7 +25,7 @@ import typer
 
 from nnmon.processors.cli.app import app
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 PROCESSORS = {"features", "model", "metric", "plot", "dashboard"}

@@ -13,8 +13,7 @@ import pytest
 
 from nnmon.processors.run.config import PipelineConfig
 from nnmon.streams.events import codec
-from tests.streamtools import read_stream, stream_length
-from tests.test_crashes import Pipeline
+from tests.streamtools import Pipeline, read_stream, stream_length
 
 EVENTS = 1500
 
