@@ -27,69 +27,73 @@ import struct
 import orjson
 
 from nnmon.streams.events import codec
+from nnmon.streams.wire import amqp
 from nnmon.streams.wire.chunk import Chunk
 
 _SIZE = struct.Struct(">I")
 _LONG = struct.Struct(">q")
 
 
-# An id as event ids are written (see codec), and a JSON number as orjson
+# An id as event ids are written (codec.ID_PATTERN), and a JSON number as orjson
 # writes a float: with a fraction or an exponent. An integer is left to the
 # slow path, where it reads as a float too, but -0 reads as 0.0, not -0.0.
-_ID = rb"[A-Za-z0-9._:-]{1,128}"
+_ID = codec.ID_PATTERN.pattern.encode()
 _FLOAT = rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:[eE][-+]?[0-9]+)?|[eE][-+]?[0-9]+)"
 
 
-def _application(event_type: bytes) -> bytes:
-    """The application properties of an event, from their count on."""
-    return b"\x04\xa1\x0aevent_type" + bytes((0xA1, len(event_type))) + event_type + \
-        b"\xa1\x0eschema_version\x54" + bytes((codec.SCHEMA_VERSION,))
-
-
-def _framing(event_type: bytes, large_body: bool = False) -> int:
+def _framing(event_type: str, large_body: bool = False) -> int:
     """The bytes of an entry that are neither its properties (from their count
-    on) nor its body: its size, the three sections' heads (the body's size
-    in 1 or 4 bytes) and the application properties."""
-    return 4 + 5 + 5 + len(_application(event_type)) + (8 if large_body else 5)
+    on) nor its body: its size, the sections' heads and the application
+    properties (as `amqp.encode_event` writes them: measured on one)."""
+    body = b" " * (256 if large_body else 0)
+    message = amqp.encode_event("", None, 0, event_type, codec.SCHEMA_VERSION, body)
+    return 4 + len(message) - amqp.properties_size("", None) - len(body)
+
+
+# An event's properties from their count on, but for its ids.
+_PROPERTIES = amqp.properties_size("", None)
+_PROPERTIES_WITH_CORRELATION = amqp.properties_size("", "")
 
 
 def _event_pattern(
-    event_type: bytes, correlation: bytes, body: bytes, large_body: bool = False
+    event_type: str, correlation: bytes, body: bytes, large_body: bool = False
 ) -> re.Pattern[bytes]:
-    """One entry laid out as `amqp.encode_event` writes it (see
-    `amqp._OWN_EVENT`), the body included; the message id and the body's id
-    must be one."""
-    application = _application(event_type)
+    """One entry: its size, then the message laid out as `amqp.message_head`
+    describes it, the application properties of `event_type` as they are
+    written, and the body; the message id and the body's id must be one."""
+    application_head, application = amqp.application_section(event_type, codec.SCHEMA_VERSION)
     return re.compile(
         rb"(?P<size>[\x00-\x7f].{3})"  # a simple entry's size (a sub-entry batch has its top bit set)
-        rb"\x00\x53\x73\xc0(?P<properties_size>.)\x0d"
-        rb"\xa1(?P<id_size>.)(?P<id>" + _ID + rb")@@@@" + correlation +
-        rb"\xa3\x10application/json@@\x83(?P<created>.{8})@@@"
-        rb"\x00\x53\x74\xc1" + re.escape(bytes((len(application),)) + application) +
-        (rb"\x00\x53\x75\xb0(?P<body_size>.{4})" if large_body else rb"\x00\x53\x75\xa0(?P<body_size>.)") +
-        body,
+        + amqp.message_head(
+            re.escape,
+            rb"\xc0(?P<properties_size>.)" + re.escape(bytes((amqp.PROPERTY_COUNT,))),
+            amqp.properties_fields(re.escape, rb"\xa1(?P<id_size>.)(?P<id>" + _ID + rb")", correlation,
+                                   rb"(?P<created>.{8})"),
+            re.escape(application_head), re.escape(application),
+            rb"\xb0(?P<body_size>.{4})" if large_body else rb"\xa0(?P<body_size>.)",
+        ) + body,
         re.DOTALL,
     )
 
 
-_TRUTH = _event_pattern(b"y_true", b"@", rb'\{"id":"(?P=id)","y_true":(?P<value>' + _FLOAT + rb")\}")
-_TRUTH_FRAMING = _framing(b"y_true")
+_TRUTH = _event_pattern("y_true", b"@", rb'\{"id":"(?P=id)","y_true":(?P<value>' + _FLOAT + rb")\}")
+_TRUTH_FRAMING = _framing("y_true")
 # Where `findall` puts these groups in an entry's tuple.
 _TRUTH_ID, _TRUTH_VALUE = _TRUTH.groupindex["id"] - 1, _TRUTH.groupindex["value"] - 1
 # A prediction's correlation id is its features id, in the body too.
 _PREDICTION = _event_pattern(
-    b"y_pred", rb"\xa1(?P<features_id_size>.)(?P<features_id>" + _ID + rb")",
+    "y_pred", rb"\xa1(?P<features_id_size>.)(?P<features_id>" + _ID + rb")",
     rb'\{"id":"(?P=id)","features_id":"(?P=features_id)","y_pred":(?P<value>' + _FLOAT +
     rb'),"model_version":"(?P<model_version>[ !#-\[\]-~]*)"\}')  # printable ASCII, no escapes
-_PREDICTION_FRAMING = _framing(b"y_pred")
+_PREDICTION_FRAMING = _framing("y_pred")
 _FEATURES_ID, _PREDICTION_VALUE = (_PREDICTION.groupindex["features_id"] - 1,
                                    _PREDICTION.groupindex["value"] - 1)
 # A features event up to its features (a body of more than 255 bytes, as
 # the data set's rows have): the features themselves, the rest of the body
 # but its closing brace, are left to orjson.
 _FEATURES_HEAD = _event_pattern(
-    b"features", b"@", rb'\{"id":"(?P=id)","row":(?P<row>0|[1-9][0-9]{0,17}),"features":', large_body=True)
-_FEATURES_FRAMING = _framing(b"features", large_body=True)
+    "features", b"@", rb'\{"id":"(?P=id)","row":(?P<row>0|[1-9][0-9]{0,17}),"features":', large_body=True)
+_FEATURES_FRAMING = _framing("features", large_body=True)
 
 
 def read_truths(chunk: Chunk) -> list[codec.TruthEvent] | None:
@@ -135,7 +139,7 @@ def read_features(chunk: Chunk) -> list[codec.FeaturesEvent] | None:
         end = position + 4 + _SIZE.unpack(size)[0]
         features = data[head.end():end - 1]
         # The properties as a y_true's; the body: {"id":"…","row":…,"features":…}.
-        entry = _entry_size(size, properties_size, len(event_id) + 40, id_size, len(event_id),
+        entry = _entry_size(size, properties_size, _PROPERTIES + len(event_id), id_size, len(event_id),
                             _SIZE.unpack(body_size)[0], len(event_id) + len(row) + len(features) + 28,
                             _FEATURES_FRAMING)
         if entry != end - position or data[end - 1:end] != b"}":
@@ -184,9 +188,9 @@ def _truth_entries(chunk: Chunk) -> list[tuple[bytes, ...]] | None:
     nothing but such entries; else None."""
     entries, total = _TRUTH.findall(chunk.data), 0
     for size, properties_size, id_size, event_id, _, body_size, value in entries:
-        # The properties: 40 bytes, the id and a null correlation id. The
-        # body: {"id":"…","y_true":…}.
-        entry = _entry_size(size, properties_size, len(event_id) + 40, id_size, len(event_id),
+        # The properties: the id and a null correlation id. The body:
+        # {"id":"…","y_true":…}.
+        entry = _entry_size(size, properties_size, _PROPERTIES + len(event_id), id_size, len(event_id),
                             body_size[0], len(event_id) + len(value) + 19, _TRUTH_FRAMING)
         if entry is None:
             return None
@@ -204,7 +208,7 @@ def _prediction_entries(chunk: Chunk) -> list[tuple[bytes, ...]] | None:
         if features_id_size[0] != len(features_id):
             return None
         # The body: {"id":"…","features_id":"…","y_pred":…,"model_version":"…"}.
-        entry = _entry_size(size, properties_size, ids + 41, id_size, len(event_id),
+        entry = _entry_size(size, properties_size, _PROPERTIES_WITH_CORRELATION + ids, id_size, len(event_id),
                             body_size[0], ids + len(value) + len(model_version) + 55, _PREDICTION_FRAMING)
         if entry is None:
             return None

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import struct
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -60,48 +61,97 @@ def _variable(small: int, large: int, data: bytes) -> bytes:
     return bytes((large,)) + _UINT.pack(len(data)) + data
 
 
-def _compound(small: int, large: int, count: int, encoded: bytes) -> bytes:
+def _string(text: str) -> bytes:
+    return _variable(0xA1, 0xB1, text.encode())
+
+
+def _compound_head(small: int, large: int, count: int, encoded: bytes) -> bytes:
+    """A list's or map's type, size and count, before its `encoded` items."""
     if count <= 255 and len(encoded) < 255:
-        return bytes((small, len(encoded) + 1, count)) + encoded
-    return bytes((large,)) + _UINT.pack(len(encoded) + 4) + _UINT.pack(count) + encoded
+        return bytes((small, len(encoded) + 1, count))
+    return bytes((large,)) + _UINT.pack(len(encoded) + 4) + _UINT.pack(count)
+
+
+# The one description of an event message as nnmon writes it: properties (a
+# list of 13: message_id, four nulls, correlation_id, content_type, two
+# nulls, creation_time, three nulls), application properties (a map of 4:
+# event_type, schema_version) and one data section, the body. The three
+# functions lay out the constant bytes around the fields. Given the fields
+# encoded (and `literal` as is) they write a message (`encode_event`);
+# given regular expressions (and `re.escape`) they make the patterns that
+# read one: `read_event` here, and the chunk readers of
+# `nnmon.streams.events.chunks`.
+Literal = Callable[[bytes], bytes]
+PROPERTY_COUNT = 13
+APPLICATION_COUNT = 4
+_PROPERTIES, _APPLICATION, _DATA = b"\x00\x53\x73", b"\x00\x53\x74", b"\x00\x53\x75"  # section descriptors
+
+
+def properties_fields(literal: Literal, message_id: bytes, correlation_id: bytes, created_ms: bytes) -> bytes:
+    """The properties' items."""
+    return b"".join((message_id, literal(_NULL * 4), correlation_id,  # user_id, to, subject, reply_to
+                     literal(_CONTENT_TYPE_JSON + _NULL * 2 + b"\x83"),  # content_encoding, absolute_expiry
+                     created_ms, literal(_NULL * 3)))  # group_id, group_sequence, reply_to_group_id
+
+
+def application_fields(literal: Literal, event_type: bytes, schema_version: bytes) -> bytes:
+    """The application properties' items (the version a small int: 0x54)."""
+    return b"".join((literal(b"\xa1\x0aevent_type"), event_type, literal(b"\xa1\x0eschema_version\x54"),
+                     schema_version))
+
+
+def message_head(
+    literal: Literal, properties_head: bytes, properties: bytes, application_head: bytes, application: bytes,
+    data_head: bytes,
+) -> bytes:
+    """The whole message up to its body: the three sections, each after its
+    descriptor; `data_head` is the data section's type and size."""
+    return b"".join((literal(_PROPERTIES), properties_head, properties, literal(_APPLICATION),
+                     application_head, application, literal(_DATA), data_head))
+
+
+def _as_is(data: bytes) -> bytes:
+    return data
 
 
 def encode_event(
     message_id: str, correlation_id: str | None, created_ms: int, event_type: str,
     schema_version: int, body: bytes,
 ) -> bytes:
-    """An event message: properties (message_id, correlation_id,
-    content_type application/json, creation_time), application properties
-    (event_type, schema_version; the version a small integer) and one data
-    section with the body. Exactly what rstream encodes for the same
-    `AMQPMessage`, trailing empty property fields included."""
+    """An event message (see `message_head`), trailing empty property fields
+    included: exactly what rstream encodes for the same `AMQPMessage`."""
     if not -128 <= schema_version <= 127:
         raise ValueError("schema_version must fit a small AMQP int")
-    properties = b"".join((
-        _variable(0xA1, 0xB1, message_id.encode()),
-        _NULL * 4,  # user_id, to, subject, reply_to
-        _NULL if correlation_id is None else _variable(0xA1, 0xB1, correlation_id.encode()),
-        _CONTENT_TYPE_JSON,
-        _NULL * 2,  # content_encoding, absolute_expiry_time
-        b"\x83" + LONG.pack(created_ms),
-        _NULL * 3,  # group_id, group_sequence, reply_to_group_id
-    ))
-    application = b"".join((
-        b"\xa1\x0aevent_type", _variable(0xA1, 0xB1, event_type.encode()),
-        b"\xa1\x0eschema_version", bytes((0x54, schema_version & 0xFF)),
-    ))
-    return b"".join((
-        b"\x00\x53\x73", _compound(0xC0, 0xD0, 13, properties),
-        b"\x00\x53\x74", _compound(0xC1, 0xD1, 4, application),
-        data_section_header(len(body)), body,
-    ))
+    properties = properties_fields(_as_is, _string(message_id),
+                                   _NULL if correlation_id is None else _string(correlation_id),
+                                   LONG.pack(created_ms))
+    return message_head(_as_is, _compound_head(0xC0, 0xD0, PROPERTY_COUNT, properties), properties,
+                        *application_section(event_type, schema_version),
+                        data_head(len(body))) + body
+
+
+def properties_size(message_id: str, correlation_id: str | None) -> int:
+    """What an event's properties take from their count on (what their size
+    byte says), for these ids."""
+    return 1 + len(properties_fields(_as_is, _string(message_id),
+                                     _NULL if correlation_id is None else _string(correlation_id),
+                                     LONG.pack(0)))
+
+
+def application_section(event_type: str, schema_version: int) -> tuple[bytes, bytes]:
+    """The head and the items of an event's application properties."""
+    application = application_fields(_as_is, _string(event_type), bytes((schema_version & 0xFF,)))
+    return _compound_head(0xC1, 0xD1, APPLICATION_COUNT, application), application
+
+
+def data_head(size: int) -> bytes:
+    """A data section's type and size, for a body of `size` bytes."""
+    return b"\xa0" + bytes((size,)) if size <= 255 else b"\xb0" + _UINT.pack(size)
 
 
 def data_section_header(size: int) -> bytes:
     """The start of a data section of `size` bytes: descriptor, type, size."""
-    if size <= 255:
-        return b"\x00\x53\x75\xa0" + bytes((size,))
-    return b"\x00\x53\x75\xb0" + _UINT.pack(size)
+    return _DATA + data_head(size)
 
 
 @dataclass
@@ -142,20 +192,22 @@ class EventFields(NamedTuple):
     body: bytes
 
 
-# The layout `encode_event` writes, as one pattern: a single match in C
-# instead of a walk through the bytes in Python (0.6 against 2.3 us). Ids are
-# read in the event-id alphabet and event types in [a-z_]: neither holds a
-# byte of the type code that follows them (0x40 null, 0xa3 symbol, 0xa1
-# string), so the pattern never backtracks. The size bytes are checked after.
-_OWN_EVENT = re.compile(
-    rb"\x00\x53\x73\xc0(.)\x0d"  # properties: a list of 13, its size
-    rb"\xa1(.)([A-Za-z0-9._:-]+)@@@@"  # message_id; null user_id, to, subject, reply_to
-    rb"(?:@|\xa1(.)([A-Za-z0-9._:-]+))"  # correlation_id, or null
-    rb"\xa3\x10application/json@@\x83(.{8})@@@"  # content_type, 2 nulls, creation_time, 3 nulls
-    rb"\x00\x53\x74\xc1(.)\x04\xa1\x0aevent_type\xa1(.)([a-z_]+)\xa1\x0eschema_version\x54(.)"
-    rb"\x00\x53\x75(?:\xa0(.)|\xb0(.{4}))",  # a data section's head and size
-    re.DOTALL,
-)
+# An event id and an event type as patterns: the id in the event-id
+# alphabet, the type in [a-z_]; neither holds a byte of the type code that
+# follows them (0x40 null, 0xa3 symbol, 0xa1 string), so the patterns never
+# backtrack. The size bytes are checked after the match.
+_ID_CHARS = rb"[A-Za-z0-9._:-]"
+# `message_head` as one pattern: a single match in C instead of a walk
+# through the bytes in Python (0.6 against 2.3 us).
+_OWN_EVENT = re.compile(message_head(
+    re.escape,
+    rb"\xc0(.)" + re.escape(bytes((PROPERTY_COUNT,))),
+    properties_fields(re.escape, rb"\xa1(.)(" + _ID_CHARS + rb"+)",
+                      rb"(?:@|\xa1(.)(" + _ID_CHARS + rb"+))", rb"(.{8})"),
+    rb"\xc1(.)" + re.escape(bytes((APPLICATION_COUNT,))),
+    application_fields(re.escape, rb"\xa1(.)([a-z_]+)", rb"(.)"),
+    rb"(?:\xa0(.)|\xb0(.{4}))",
+), re.DOTALL)
 
 
 def read_event(data: bytes) -> EventFields | None:
