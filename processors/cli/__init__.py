@@ -1,1 +1,2 @@
-"""The `nnmon` command line."""
+"""The `nnmon` command line, and the supervisor `nnmon up` runs the
+processors under."""

@@ -1,3 +1,3 @@
-"""Running processes: configuration, logging and signals, reconnection, the
-supervisor of `nnmon up`, progress lines, counts, the throttle.
+"""Running a process: configuration, logging and signals, reconnection with
+backoff, progress lines, the throttle.
 """

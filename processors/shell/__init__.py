@@ -1,3 +1,3 @@
 """The I/O around the core: the join runner, views, checkpoints, the CSV log,
-locks, rejects, the atomic writer.
+locks, rejects, counts files, a model file, the atomic writer.
 """

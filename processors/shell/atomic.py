@@ -7,6 +7,7 @@ checkpoints, a replayed CSV, the PNG and the counts files.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -31,8 +32,10 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], object], durable: b
                 os.fsync(file.fileno())
             size = file.tell()
         os.replace(temporary, path)
-    except OSError as error:
-        raise OSError(error.errno, error.strerror, str(path)) from None
-    finally:
-        temporary.unlink(missing_ok=True)
+    except BaseException as error:
+        with contextlib.suppress(OSError):  # what failed may be the folder itself
+            temporary.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise OSError(error.errno, error.strerror, str(path)) from None
+        raise
     return size
