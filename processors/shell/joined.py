@@ -20,6 +20,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -346,7 +347,7 @@ class JoinStatus:
     joined: int
     pending: int
     expired: int
-    checkpoint_at: float  # when the checkpoint was written (s since the Unix epoch)
+    checkpoint_at: str  # when the checkpoint was written (ISO 8601, UTC)
 
 
 def join_status(config: PipelineConfig, processor: str) -> JoinStatus | None:
@@ -357,8 +358,9 @@ def join_status(config: PipelineConfig, processor: str) -> JoinStatus | None:
         return None
     try:
         join = saved.state["join"]
+        written = datetime.fromtimestamp(path.stat().st_mtime, UTC)
         return JoinStatus(processor, int(join["counts"]["joined"]),
                           sum(len(waiting) for waiting in join["pending"].values()),
-                          int(join["counts"]["expired"]), path.stat().st_mtime)
+                          int(join["counts"]["expired"]), written.isoformat(timespec="milliseconds"))
     except (KeyError, TypeError, ValueError, OSError):
         return None

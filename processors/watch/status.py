@@ -20,7 +20,7 @@ import rstream
 from rstream import ConsumerOffsetSpecification, OffsetType
 
 from nnmon.processors.run.config import PipelineConfig
-from nnmon.processors.shell.joined import join_status
+from nnmon.processors.shell.joined import JoinStatus, join_status
 from nnmon.processors.watch.csv_tail import RowCounter
 from nnmon.streams.client.connection import open_consumer
 from nnmon.streams.client.management import ManagementUnavailable, QueueInfo, stream_queues
@@ -66,15 +66,6 @@ class ConsumerStatus:
     def stale(self, threshold_s: float) -> bool:
         """Work has waited longer than `threshold_s`: the consumer is not moving."""
         return self.behind_s is not None and self.behind_s > threshold_s
-
-
-@dataclass(frozen=True)
-class JoinStatus:
-    processor: str
-    joined: int
-    pending: int
-    expired: int
-    checkpoint_at: str  # when the checkpoint was written
 
 
 @dataclass(frozen=True)
@@ -140,7 +131,7 @@ async def collect(
         await close_quietly(consumer)  # after a dropped connection rstream's close can raise
     if data_dir is not None and all(s.bytes_on_disk is None for s in streams if s.exists):
         notes.append(f"sizes on disk unknown: {data_dir} is not this broker's readable data directory")
-    joins = [j for j in (_join(config, processor) for processor in JOINED) if j is not None]
+    joins = [j for j in (join_status(config, processor) for processor in JOINED) if j is not None]
     rows = RowCounter(config.csv_path).rows() if csv_rows is None else csv_rows
     return Status(streams, consumers, joins, _csv(config.csv_path, rows), notes, _iso(now))
 
@@ -200,12 +191,6 @@ def stream_bytes(data_dir: Path, vhost: str, stream: str) -> int | None:
         return sum(entry.stat().st_size for entry in folders[-1].iterdir())
     except OSError:
         return None
-
-
-def _join(config: PipelineConfig, processor: str) -> JoinStatus | None:
-    found = join_status(config, processor)
-    return None if found is None else JoinStatus(found.processor, found.joined, found.pending, found.expired,
-                                                 _iso(found.checkpoint_at))
 
 
 def _csv(path: Path, rows: int) -> CsvStatus:

@@ -119,6 +119,9 @@ OnChunk = Callable[[Chunk], Awaitable[None] | None]
 
 
 class Consumer(rstream.Consumer):
+    """rstream's Consumer with whole-chunk subscriptions (`subscribe_chunks`),
+    connections kept for the next subscription, and closed side by side."""
+
     async def __aenter__(self) -> Consumer:
         await super().__aenter__()
         return self

@@ -53,3 +53,14 @@ def test_the_check_finds_an_internal_where_it_is() -> None:
               "async def _on_deliver(): ...\n")
     assert sorted(private_uses(source)) == [(1, "_conn"), (1, "read_frame"), (2, "_Subscriber"),
                                             (3, "_on_deliver")]
+
+
+def test_an_rstream_it_was_not_written_for_fails_at_import_with_one_clear_line() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", "import rstream; rstream.__version__ = '1.2.0'; "
+                               "import nnmon.streams.client.rstream_private"],
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "ImportError: nnmon needs rstream 1.1.x" in done.stderr
+    assert "found 1.2.0" in done.stderr
+
