@@ -64,3 +64,13 @@ def test_an_rstream_it_was_not_written_for_fails_at_import_with_one_clear_line()
     assert "ImportError: nnmon needs rstream 1.1.x" in done.stderr
     assert "found 1.2.0" in done.stderr
 
+
+
+def test_installed_under_the_nnmon_namespace_only(tmp_path: Path) -> None:
+    # From a folder other than the repository's, whose own folders would be importable.
+    check = ("import importlib.util, nnmon, nnmon.streams.events.codec, nnmon.processors.cli.app; "
+             "print([importlib.util.find_spec(name) is None for name in ('streams', 'processors')])")
+    done = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[True, True]"
