@@ -36,6 +36,7 @@ log = logging.getLogger("nnmon.features")
 # Batches awaiting the broker's confirms at once.
 IN_FLIGHT = 4
 
+
 class RowMessages:
     """The features and y_true messages of the data set's rows, for any id
     and time: each row's are encoded once (`EventTemplate`)."""

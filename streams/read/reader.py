@@ -158,6 +158,7 @@ class RecordReader:
                 if deadline is not None and loop.time() >= deadline:
                     return []
 
+
 @dataclass(frozen=True)
 class Position:
     """A message's offset and the time (ms) the broker stored its chunk."""

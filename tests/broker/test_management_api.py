@@ -49,6 +49,7 @@ def test_streams_connections_publishers_and_consumers_are_named(config: Pipeline
         expected_consumers = {(names.features, names.consumer("model"))} | {
             (stream, names.consumer(processor))
             for stream in (names.y_true, names.y_pred) for processor in ("metric", "plot")}
+
         def named() -> bool:
             # The management API's lists are refreshed every few seconds: wait for both.
             publishers, consumers = references()

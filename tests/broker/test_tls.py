@@ -15,7 +15,6 @@ CA_FILE = Path(os.environ.get("NNMON_TEST_TLS_CA_FILE", "/etc/rabbitmq/nnmon-tls
 TLS_PORT = os.environ.get("NNMON_TEST_TLS_PORT", "5551")
 
 
-
 def test_the_pipeline_runs_over_tls(config: PipelineConfig) -> None:
     assert CA_FILE.is_file(), f"{CA_FILE} is missing: run scripts/broker"
     done = run_nnmon(config, "up", "--count", "20", "--interval", "0", "--timeout", "90",

@@ -65,7 +65,6 @@ def test_an_rstream_it_was_not_written_for_fails_at_import_with_one_clear_line()
     assert "found 1.2.0" in done.stderr
 
 
-
 def test_installed_under_the_nnmon_namespace_only(tmp_path: Path) -> None:
     # From a folder other than the repository's, whose own folders would be importable.
     check = ("import importlib.util, nnmon, nnmon.streams.events.codec, nnmon.processors.cli.app; "
