@@ -17,8 +17,8 @@ from typing import BinaryIO
 def write_atomically(path: Path, write: Callable[[BinaryIO], object], durable: bool = True) -> int:
     """Replace `path` with what `write(file)` writes; returns its size in
     bytes. `durable`: fsync before the rename, so the new content survives a
-    power cut once this returns (for what a restart relies on; a file that
-    is only watched can skip it).
+    power cut once this returns: for what a restart relies on (checkpoints,
+    a replayed CSV); a file that is drawn or counted again can skip it.
 
     Any failure (a full disk, no permission) leaves the old file and no
     temporary one, and raises `OSError` naming `path`."""
