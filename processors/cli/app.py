@@ -221,8 +221,14 @@ def plot(
     from nnmon.processors.pipeline.plot import lower_priority, run_plot
 
     start = None if from_offset is None else _start(from_offset)
-    lower_priority()
-    run_until_stopped(lambda stop: run_plot(config, stop, limits, every, start))
+
+    async def main(stop: asyncio.Event) -> None:
+        # Once the signal handlers are in place: a SIGTERM that comes as soon
+        # as the niceness shows (a test waits for it) stops plot cleanly.
+        lower_priority()
+        await run_plot(config, stop, limits, every, start)
+
+    run_until_stopped(main)
 
 
 @app.command()
