@@ -7,7 +7,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    MPLBACKEND=Agg
+    MPLBACKEND=Agg \
+    MPLCONFIGDIR=/app/.matplotlib
 
 WORKDIR /app
 
@@ -26,21 +27,19 @@ COPY processors/ processors/
 RUN pip install --no-cache-dir --no-deps . \
     && rm -rf build ./*.egg-info
 
-# Not root. The uid matches the usual first user of a Linux host, so the
-# ./logs bind mount of compose.yaml is writable; build with
-# `--build-arg NNMON_UID=$(id -u) --build-arg NNMON_GID=$(id -g)` if yours differs.
-ARG NNMON_UID=1000
-ARG NNMON_GID=1000
-RUN groupadd --gid "${NNMON_GID}" nnmon \
-    && useradd --no-log-init --create-home --uid "${NNMON_UID}" --gid nnmon nnmon \
-    && mkdir -p /app/logs \
-    && chown nnmon:nnmon /app/logs
-USER ${NNMON_UID}:${NNMON_GID}
-
-# Build matplotlib's font cache now, not at every container's first plot.
-RUN python -c "import matplotlib.pyplot"
+# The entrypoint starts as root only to give the processors the mounted logs
+# folder, then runs nnmon as the folder's owner (as nnmon, uid 1000, when it
+# belongs to root): no process keeps root. matplotlib's font cache is built
+# now, in a folder every user may use, not at every container's first plot.
+RUN groupadd --gid 1000 nnmon \
+    && useradd --no-log-init --create-home --uid 1000 --gid nnmon nnmon \
+    && mkdir -p /app/logs "${MPLCONFIGDIR}" \
+    && chown nnmon:nnmon /app/logs \
+    && python -c "import matplotlib.pyplot" \
+    && chmod -R a+rwX "${MPLCONFIGDIR}"
+COPY scripts/container-entrypoint /usr/local/bin/nnmon-entrypoint
 
 ENV NNMON_LOGS_DIR=/app/logs
 
-ENTRYPOINT ["nnmon"]
+ENTRYPOINT ["nnmon-entrypoint"]
 CMD ["--help"]

