@@ -114,7 +114,7 @@ async def _predict(config: PipelineConfig, stop: asyncio.Event, work: _Predictin
                 watch.check()
                 while in_flight and in_flight[0][0].done():
                     await settle_oldest()
-                if stores.since() >= STORE_EVERY_S:
+                if stores.passed():
                     await store_offset()
                 if len(in_flight) >= IN_FLIGHT:
                     await settle_oldest()

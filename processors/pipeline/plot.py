@@ -96,7 +96,7 @@ async def run_plot(
     async def after_batch(idle: bool) -> None:
         if not idle:
             quiet.done()
-        if views and views[-1].undrawn and (redraws.since() >= every_s or quiet.since() >= QUIET_S):
+        if views and views[-1].undrawn and (redraws.passed() or quiet.passed()):
             await draw()
 
     with view_lock(config, "plot"):

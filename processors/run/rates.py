@@ -31,9 +31,9 @@ class RateLog:
 
     def maybe_log(self, details: Callable[[], str] | None = None) -> None:
         """Log the progress line if one is due; `details` is only called then."""
-        elapsed = self._lines.since()
-        if elapsed < self._lines.seconds or self.total == self._reported:
+        if not self._lines.passed() or self.total == self._reported:
             return
+        elapsed = self._lines.since()
         self._lines.done()
         moved = self.total - self._reported
         self._reported = self.total

@@ -29,6 +29,11 @@ class Every:
         self.last = now
         return True
 
+    def passed(self) -> bool:
+        """Whether `seconds` have passed since the last time, without
+        counting it as done now (for when it may turn out not to be)."""
+        return self.since() >= self.seconds
+
     def done(self) -> None:
         """Count it as done now, whether it was due or not (a forced write)."""
         self.last = self.clock()

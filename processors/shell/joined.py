@@ -79,8 +79,12 @@ class JoinLimits:
     window_s: float = 3600.0
     max_pending: int = 100_000
 
+    @property
+    def window_ms(self) -> int:
+        return int(self.window_s * 1000)
+
     def empty_join(self) -> IdJoin:
-        return IdJoin(window_ms=int(self.window_s * 1000), max_pending=self.max_pending)
+        return IdJoin(window_ms=self.window_ms, max_pending=self.max_pending)
 
 
 class JoinRunner:
@@ -132,7 +136,7 @@ class JoinRunner:
         saved = None if fresh else checkpoint.load(self.path, self.streams)
         if saved is not None:
             try:
-                self.join = IdJoin.from_state(saved.state["join"], int(self.limits.window_s * 1000),
+                self.join = IdJoin.from_state(saved.state["join"], self.limits.window_ms,
                                               self.limits.max_pending)
                 self.offsets = {s: _offset(saved.streams[s]) for s in self.streams}
                 self.view = self.open_view(saved.state["view"])

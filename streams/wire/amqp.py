@@ -122,9 +122,7 @@ def encode_event(
     included: exactly what rstream encodes for the same `AMQPMessage`."""
     if not -128 <= schema_version <= 127:
         raise ValueError("schema_version must fit a small AMQP int")
-    properties = properties_fields(_as_is, _string(message_id),
-                                   _NULL if correlation_id is None else _string(correlation_id),
-                                   LONG.pack(created_ms))
+    properties = _properties(message_id, correlation_id, created_ms)
     return message_head(_as_is, _compound_head(0xC0, 0xD0, PROPERTY_COUNT, properties), properties,
                         *application_section(event_type, schema_version),
                         data_head(len(body))) + body
@@ -133,9 +131,14 @@ def encode_event(
 def properties_size(message_id: str, correlation_id: str | None) -> int:
     """What an event's properties take from their count on (what their size
     byte says), for these ids."""
-    return 1 + len(properties_fields(_as_is, _string(message_id),
-                                     _NULL if correlation_id is None else _string(correlation_id),
-                                     LONG.pack(0)))
+    return 1 + len(_properties(message_id, correlation_id, 0))
+
+
+def _properties(message_id: str, correlation_id: str | None, created_ms: int) -> bytes:
+    """An event's properties' items, encoded."""
+    return properties_fields(_as_is, _string(message_id),
+                             _NULL if correlation_id is None else _string(correlation_id),
+                             LONG.pack(created_ms))
 
 
 def application_section(event_type: str, schema_version: int) -> tuple[bytes, bytes]:

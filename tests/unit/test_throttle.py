@@ -35,6 +35,16 @@ def test_wait_first_is_not_due_until_a_period_has_passed() -> None:
     assert every.due()
 
 
+def test_passed_does_not_count_as_done() -> None:
+    clock = Clock()
+    every = Every(1.0, clock, wait_first=True)
+    assert not every.passed()
+    clock.now += 1.0
+    assert every.passed() and every.passed()  # still passed: nothing was done
+    every.done()
+    assert not every.passed()
+
+
 def test_done_restarts_the_period() -> None:
     clock = Clock()
     every = Every(1.0, clock)
