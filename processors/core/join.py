@@ -10,10 +10,11 @@ timestamps of the records).
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
+
+from nnmon.processors.core.duplicates import SeenIds, TimeKey, Verdict
 
 
 class Side(str, Enum):
@@ -67,46 +68,67 @@ class JoinCounts:
     duplicates: int = 0
 
 
+@dataclass(frozen=True)
+class Refused:
+    """An event the join does not take, and why (see `IdJoin.add`)."""
+
+    reason: str
+
+
 @dataclass
 class IdJoin:
-    """Joins halves by id. Feed with `add`; collect expiries with `expire`."""
+    """Joins halves by id. Feed with `add`; collect expiries with `expire`.
 
+    An id gives at most one pair: the predictions go through the duplicate
+    rule (`predictions`), so each id's prediction is taken once, and a truth
+    for an id whose prediction was taken but no longer waits (it joined, or
+    expired) is refused as well. Truths are not ruled by their ids' times:
+    they may come in any order, days late.
+    """
+
+    predictions: SeenIds
     window_ms: int = 3_600_000
     max_pending: int = 100_000
-    # Ids joined lately, so a repeated event is recognised as a duplicate
-    # rather than waiting (and perhaps joining) again. An OrderedDict: a
-    # dict's `next(iter(...))` scans past the slots of every id deleted from
-    # its front, which was measured as 15% of metric's time.
-    remember_joined: int = 10_000
-    joined_ids: OrderedDict[str, None] = field(default_factory=OrderedDict)
     pending: dict[Side, dict[str, Half]] = field(
         default_factory=lambda: {Side.TRUTH: {}, Side.PREDICTION: {}}
     )
     counts: JoinCounts = field(default_factory=JoinCounts)
     newest_ms: int = 0
 
-    def add(self, side: Side, event_id: str, half: Half) -> Pair | None:
-        """The joined pair if `event_id`'s other side is waiting, else None."""
+    def add(self, side: Side, event_id: str, half: Half) -> Pair | Refused | None:
+        """The joined pair if `event_id`'s other side is waiting, None if
+        this side waits now; Refused (and counted) for a repeat."""
+        refusal = self._refusal(side, event_id, half.event_ms)
+        if refusal is not None:
+            self.counts.duplicates += 1
+            return Refused(refusal)
         self.newest_ms = max(self.newest_ms, half.event_ms)
+        if side is Side.PREDICTION:
+            self.predictions.admit(event_id, half.event_ms)
         partner = self.pending[side.other].pop(event_id, None)
         if partner is None:
-            waiting = self.pending[side]
-            if event_id in waiting:
-                self.counts.duplicates += 1  # the first one stays, it may still join
-            else:
-                waiting[event_id] = half
+            self.pending[side][event_id] = half
             return None
         self.counts.joined += 1
-        self.joined_ids[event_id] = None
-        if len(self.joined_ids) > self.remember_joined:
-            self.joined_ids.popitem(last=False)
         truth, prediction = (half, partner) if side is Side.TRUTH else (partner, half)
         return Pair(event_id, truth.value, prediction.value, prediction.event_ms - truth.event_ms)
 
-    def seen(self, side: Side, event_id: str) -> bool:
-        """Whether this side of `event_id` is already waiting or joined lately:
-        another one would be a duplicate."""
-        return event_id in self.pending[side] or event_id in self.joined_ids
+    def _refusal(self, side: Side, event_id: str, broker_ms: int) -> str | None:
+        if event_id in self.pending[side]:
+            return f"duplicate {side.value} for id {event_id}"  # the first one stays: it may still join
+        if side is Side.TRUTH and event_id in self.pending[Side.PREDICTION]:
+            return None
+        verdict = self.predictions.verdict(event_id, broker_ms)
+        if verdict is Verdict.NEW:
+            return None
+        if side is Side.PREDICTION:
+            return (f"duplicate y_pred for id {event_id}" if verdict is Verdict.REPEATED else
+                    f"y_pred for id {event_id} is older than the last {self.predictions.capacity} "
+                    "predictions remembered: a repeat, or too late to tell")
+        return (f"duplicate y_true for id {event_id}: its prediction already joined or expired"
+                if verdict is Verdict.REPEATED else
+                f"y_true for id {event_id} comes after its prediction was forgotten "
+                f"(older than the last {self.predictions.capacity} predictions)")
 
     def expire(self) -> list[Expired]:
         """Remove and return what is older than the window or over the count."""
@@ -133,7 +155,7 @@ class IdJoin:
         return {
             "newest_ms": self.newest_ms,
             "counts": vars(self.counts).copy(),
-            "joined_ids": list(self.joined_ids),
+            "predictions": self.predictions.to_state(),
             "pending": {
                 side.value: [[i, h.value, h.offset, h.event_ms] for i, h in waiting.items()]
                 for side, waiting in self.pending.items()
@@ -141,11 +163,10 @@ class IdJoin:
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any], window_ms: int, max_pending: int) -> IdJoin:
-        join = cls(window_ms=window_ms, max_pending=max_pending)
+    def from_state(cls, state: dict[str, Any], time_key: TimeKey, window_ms: int, max_pending: int) -> IdJoin:
+        join = cls(SeenIds.from_state(state["predictions"], time_key), window_ms, max_pending)
         join.newest_ms = int(state["newest_ms"])
         join.counts = JoinCounts(**state["counts"])
-        join.joined_ids = OrderedDict.fromkeys(str(i) for i in state.get("joined_ids", []))
         for side in Side:
             join.pending[side] = {
                 str(i): Half(float(value), int(offset), int(event_ms))

@@ -1,10 +1,11 @@
 """Replay's join: whole histories of y_true and y_pred matched by id at once,
 by column, with no object per row.
 
-It keeps the live join's rules (`core.join.IdJoin`): the first y_true and
-the first prediction of an id count, a y_true without prediction gives no
-row, and a pair whose absolute error overflows is rejected, not written as
-`inf`. Unlike the live join it has no window: everything read is matched.
+It keeps the live join's rules (`core.join.IdJoin`): the predictions go
+through the same duplicate rule (`core.duplicates`) in the same order, the
+first y_true of an id counts, a y_true without prediction gives no row, and
+a pair whose absolute error overflows is rejected, not written as `inf`.
+Unlike the live join it has no window: everything read is matched.
 Pure: values in, rows out.
 """
 
@@ -17,6 +18,7 @@ from typing import TypeVar, cast
 
 import numpy as np
 
+from nnmon.processors.core.duplicates import SeenIds
 from nnmon.processors.core.join import Half
 from nnmon.processors.core.rows import Rows
 
@@ -43,11 +45,14 @@ class Matched:
     waiting_predictions: dict[str, Half] = field(default_factory=dict)
     newest_ms: int = 0  # the newest chunk time of the y_true read
     overflowing: list[str] = field(default_factory=list)  # ids rejected: their error overflows
+    refused: int = 0  # predictions the duplicate rule refused
 
 
-def match(truths: list[ChunkValues], predictions: list[ChunkValues], since_ms: int) -> Matched:
-    """Every y_true of `truths` that has a prediction in `predictions` gives
-    one row, in y_true order."""
+def match(truths: list[ChunkValues], predictions: list[ChunkValues], since_ms: int,
+          seen: SeenIds) -> Matched:
+    """Every y_true of `truths` that has a prediction in `predictions` (one
+    `seen` admits) gives one row, in y_true order."""
+    predictions, refused = _admitted(predictions, seen)
     ids, y_true = _chained(truths)
     truth_ids = set(ids)
     if len(truth_ids) < len(ids):  # a y_true read twice: its first counts, where it came first
@@ -65,7 +70,21 @@ def match(truths: list[ChunkValues], predictions: list[ChunkValues], since_ms: i
     waiting = {} if len(ids) == len(prediction_of) else {
         i: half for i, half in _first_halves(predictions, truth_ids).items() if half.event_ms >= since_ms}
     newest = max((v.event_ms for v in truths if v.keys), default=0)
-    return Matched(rows, unmatched, waiting, newest, overflowing)
+    return Matched(rows, unmatched, waiting, newest, overflowing, refused)
+
+
+def _admitted(read: list[ChunkValues], seen: SeenIds) -> tuple[list[ChunkValues], int]:
+    """What `seen` admits of `read`, in order, and how many it refused."""
+    admitted, refused = [], 0
+    for values in read:
+        keep = [seen.first_time(key, values.event_ms) for key in values.keys]
+        if all(keep):
+            admitted.append(values)
+            continue
+        refused += keep.count(False)
+        admitted.append(ChunkValues(values.event_ms, _compress(list(values.offsets), keep),
+                                    _compress(values.keys, keep), _compress(values.values, keep)))
+    return admitted, refused
 
 
 def _chained(read: list[ChunkValues]) -> tuple[list[str], list[float]]:

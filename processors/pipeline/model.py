@@ -3,8 +3,16 @@
 It reads whatever features are waiting, predicts them in one vectorized call,
 and publishes the predictions with the features offset + 1 as publishing id
 under a fixed publisher name, so the broker drops a prediction published
-twice (after a crash, say). The consumer offset is stored only once the
-predictions are confirmed, at most once a second and whenever it is idle.
+twice (after a crash, say). Each features id is predicted once: a repeated
+features event (a writer that retried) is refused by the duplicate rule
+(`core.duplicates`) and reported.
+
+Its checkpoint holds the duplicate rule as it was after the last features
+event whose prediction (and all before it) is confirmed, with that offset;
+it is written at most once a second and whenever it is idle, before the
+offset is stored on the broker. A restart reads on from the checkpoint; with
+none, from the start of features, predicting again to rebuild the rule but
+publishing nothing the broker already has.
 """
 
 from __future__ import annotations
@@ -15,17 +23,21 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import rstream
 from rstream import RawMessage
 
+from nnmon.processors.core.duplicates import SeenIds, Verdict
 from nnmon.processors.core.predictor import Predictor
 from nnmon.processors.run.config import PipelineConfig
 from nnmon.processors.run.rates import RateLog
 from nnmon.processors.run.runtime import UsageError, keep_running
 from nnmon.processors.run.throttle import Every
+from nnmon.processors.shell import checkpoint
 from nnmon.processors.shell.counts import CountsFile
+from nnmon.processors.shell.duplicates import seen_ids
 from nnmon.processors.shell.intake import Intake
 from nnmon.streams.client.connection import Watch, open_consumer, open_producer
 from nnmon.streams.client.publisher import ConfirmedPublisher, abandon
@@ -34,7 +46,7 @@ from nnmon.streams.events import chunks, codec
 from nnmon.streams.events.ids import IdGenerator
 from nnmon.streams.events.templates import PredictionTemplate
 from nnmon.streams.read.merge import Record
-from nnmon.streams.read.reader import RecordReader, after, last_position, stored_offset
+from nnmon.streams.read.reader import RecordReader, after, last_position
 
 log = logging.getLogger("nnmon.model")
 
@@ -43,8 +55,17 @@ IN_FLIGHT = 4
 # Storing an offset writes a record into the features stream: at 1,000
 # events/s a store per batch was a quarter of the broker's writes. Between
 # stores, a restarted model predicts again what it already published, and
-# the broker drops those as duplicates (see `_predictions`).
+# does not send it again (see `_predictions`).
 STORE_EVERY_S = 1.0
+
+
+@dataclass
+class _Reading:
+    """Where model is in the features stream: the last offset read, and the
+    duplicate rule after it."""
+
+    offset: int | None
+    seen: SeenIds
 
 
 @dataclass
@@ -75,6 +96,7 @@ async def _predict(config: PipelineConfig, stop: asyncio.Event, work: _Predictin
     name = names.consumer("model")
     ids = IdGenerator()
     connection = config.connection_name("model")
+    path = config.checkpoint_path("model")
     async with (
         open_consumer(config.broker, connection, watch) as consumer,
         open_producer(config.broker, connection, watch) as producer,
@@ -82,8 +104,9 @@ async def _predict(config: PipelineConfig, stop: asyncio.Event, work: _Predictin
     ):
         await declare_streams(producer, (names.features, names.y_pred, names.rejected), config.retention)
         intake.forget_rejects()  # anything not yet reported will be read again
-        start = await stored_offset(consumer, names.features, name)
-        await _check_not_recreated(consumer, producer, names.features, names.y_pred, name)
+        published = await _check_not_recreated(consumer, producer, names.features, names.y_pred, name)
+        reading = await _restore(consumer, path, names.features)
+        start = reading.offset
         await reader.subscribe(names.features, after(start), name, chunks.read_features)
         watch.connected = True
         publisher = ConfirmedPublisher(producer, name, watch)
@@ -92,19 +115,22 @@ async def _predict(config: PipelineConfig, stop: asyncio.Event, work: _Predictin
         reject_publisher = ConfirmedPublisher(producer, None, watch)
         log.info("predicting %s -> %s with %s, from offset %s", names.features,
                  names.y_pred, work.predictor.version, "first" if start is None else start + 1)
-        # Several batches await their confirms at once; each one's offset may
-        # be stored once it and all before it are confirmed.
-        in_flight: deque[tuple[asyncio.Future[Any], int]] = deque()
-        progress = _StoredOffset(confirmed=start, stored=start)
+        # Several batches await their confirms at once; each one's offset
+        # (with the rule as it was after it) may be stored once it and all
+        # before it are confirmed.
+        in_flight: deque[tuple[asyncio.Future[Any], int, dict[str, Any]]] = deque()
+        progress = _StoredOffset(confirmed=start, stored=start, seen=reading.seen.to_state())
         stores = Every(STORE_EVERY_S)
 
         async def settle_oldest() -> None:
-            confirmed, offset = in_flight.popleft()
+            confirmed, offset, seen = in_flight.popleft()
             await confirmed
-            progress.confirmed = offset
+            progress.confirmed, progress.seen = offset, seen
 
         async def store_offset() -> None:
             if progress.confirmed is not None and progress.confirmed != progress.stored:
+                checkpoint.save(path, checkpoint.Checkpoint({names.features: progress.confirmed},
+                                                            {"seen": progress.seen}))
                 await consumer.store_offset(names.features, name, progress.confirmed)
                 progress.stored = progress.confirmed
                 stores.done()
@@ -126,10 +152,10 @@ async def _predict(config: PipelineConfig, stop: asyncio.Event, work: _Predictin
                     else:
                         await store_offset()  # idle: nothing left to confirm
                     continue
-                messages = _predictions(records, work, ids)
+                messages = _predictions(records, work, ids, reading.seen, published)
                 confirms = [await publisher.send(names.y_pred, messages),
                             await intake.send_rejects(reject_publisher, names.rejected)]
-                in_flight.append((asyncio.gather(*confirms), records[-1].offset))
+                in_flight.append((asyncio.gather(*confirms), records[-1].offset, reading.seen.to_state()))
                 work.predicted.add(len(messages))
                 work.predicted.maybe_log(lambda: f"{intake.rejected} rejected")
                 work.counts.update(work.totals())
@@ -137,28 +163,60 @@ async def _predict(config: PipelineConfig, stop: asyncio.Event, work: _Predictin
                 await settle_oldest()
             await store_offset()
         finally:
-            await abandon(confirmed for confirmed, _ in in_flight)
+            await abandon(confirmed for confirmed, _, _ in in_flight)
 
 
 @dataclass
 class _StoredOffset:
     """The newest features offset whose predictions (and all before them)
-    are confirmed, and the one stored on the broker."""
+    are confirmed, with the duplicate rule after it, and the offset stored."""
 
     confirmed: int | None
     stored: int | None
+    seen: dict[str, Any]
 
 
-def _predictions(records: list[Record], work: _Predicting, ids: IdGenerator) -> list[RawMessage]:
-    """The prediction messages for the usable features among `records`."""
+async def _restore(consumer: rstream.Consumer, path: Path, features: str) -> _Reading:
+    """Where the checkpoint says model is; the start of features without one."""
+    saved = checkpoint.load(path, (features,))
+    if saved is not None:
+        try:
+            offset = saved.streams[features]
+            if not isinstance(offset, int):
+                raise ValueError(f"offset {offset!r}")
+            end = await last_position(consumer, features)
+            if end is not None and end.offset >= offset:
+                return _Reading(offset, seen_ids(saved.state["seen"]))
+            log.warning("the checkpoint is past the end of %s (was it deleted and created again?): "
+                        "reading it from the start", features)
+        except (KeyError, TypeError, ValueError) as error:
+            log.warning("damaged checkpoint (%r): reading %s from the start", error, features)
+    else:
+        log.info("no checkpoint at %s: reading %s from the start, to know which ids were predicted",
+                 path, features)
+    return _Reading(None, seen_ids())
+
+
+def _predictions(records: list[Record], work: _Predicting, ids: IdGenerator, seen: SeenIds,
+                 published: int) -> list[RawMessage]:
+    """The prediction messages for the usable features among `records`,
+    leaving out those the broker already has (publishing ids up to `published`)."""
     predictor, intake = work.predictor, work.intake
     good = []
     for record in records:
         event = intake.decode(record, codec.FeaturesEvent)
         if event is None:
             continue
-        if event.features.keys() >= predictor.feature_set:
-            good.append((record, event))
+        verdict = seen.verdict(event.id, record.timestamp_ms)
+        if verdict is Verdict.REPEATED:
+            intake.reject(record, f"duplicate features event for id {event.id}")
+        elif verdict is Verdict.TOO_OLD:
+            intake.reject(record, f"features event {event.id} is older than the last {seen.capacity} "
+                                  "features remembered: a repeat, or too late to tell")
+        elif event.features.keys() >= predictor.feature_set:
+            seen.admit(event.id, record.timestamp_ms)
+            if record.offset + 1 > published:
+                good.append((record, event))
         else:
             missing = ", ".join(sorted(predictor.feature_set - event.features.keys()))
             intake.reject(record, f"features lack {missing}")
@@ -181,17 +239,19 @@ def _predictions(records: list[Record], work: _Predicting, ids: IdGenerator) -> 
 
 async def _check_not_recreated(
     consumer: rstream.Consumer, producer: rstream.Producer, features: str, y_pred: str, name: str
-) -> None:
-    """Refuse to predict when y_pred already holds predictions for features
-    offsets that the features stream does not have: features was deleted and
-    created again, and the broker would silently drop every new prediction as
-    a duplicate of an old one."""
-    published = await (await producer.default_client).query_publisher_sequence(y_pred, name)
+) -> int:
+    """The last publishing id of model's predictions (0 for none). Refuses
+    to predict when y_pred already holds predictions for features offsets
+    that the features stream does not have: features was deleted and created
+    again, and the broker would silently drop every new prediction as a
+    duplicate of an old one."""
+    published: int = await (await producer.default_client).query_publisher_sequence(y_pred, name)
     if published == 0:
-        return
+        return 0
     end = await last_position(consumer, features)
     if end is None or end.offset + 1 < published:
         raise UsageError(
             f"{y_pred} holds predictions up to {features} offset {published - 1}, past the end of "
             f"{features}: it was recreated. Delete {y_pred} too, or use another --stream-prefix"
         )
+    return published

@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 import rstream
 from rstream import ConsumerOffsetSpecification, OffsetType
 
+from nnmon.processors.core.duplicates import SeenIds
 from nnmon.processors.core.join import Half
 from nnmon.processors.core.match import ChunkValues, match
 from nnmon.processors.core.rows import Rows
 from nnmon.processors.run.config import PipelineConfig
 from nnmon.processors.run.runtime import UsageError, without_cycle_collection
+from nnmon.processors.shell.duplicates import seen_ids
 from nnmon.processors.shell.intake import Intake
 from nnmon.processors.shell.joined import HandOver
 from nnmon.streams.client.connection import BrokerError, Watch, open_consumer
@@ -56,10 +58,12 @@ class ReplayResult:
     waiting_predictions: dict[str, Half] = field(default_factory=dict)
     newest_ms: int = 0
     notes: list[str] = field(default_factory=list)
+    seen: SeenIds = field(default_factory=seen_ids)  # the predictions read, through the duplicate rule
 
     def hand_over(self) -> HandOver:
         """Where the replay leaves the join, for a processor to carry on from."""
-        return HandOver(dict(self.ends), self.unmatched, self.waiting_predictions, self.newest_ms)
+        return HandOver(dict(self.ends), self.unmatched, self.waiting_predictions, self.newest_ms,
+                        self.seen)
 
 
 FIRST = ConsumerOffsetSpecification(OffsetType.FIRST)
@@ -217,13 +221,17 @@ class ReadHistory:
     def match(self) -> ReplayResult:
         if self.first is None:
             return ReplayResult(Rows.joined([], [], []), {}, self.ends, None, self.rejected)
-        matched = match(self.truths, self.predictions, since_ms=self.first.timestamp_ms)
+        seen = seen_ids()
+        matched = match(self.truths, self.predictions, self.first.timestamp_ms, seen)
+        if matched.refused:
+            log.warning("left out %d predictions the duplicate rule refused (repeats of an id)",
+                        matched.refused)
         if matched.overflowing:
             log.warning("rejected %d pairs whose absolute error overflows, the first of id %s",
                         len(matched.overflowing), matched.overflowing[0])
         return ReplayResult(matched.rows, matched.unmatched, self.ends, self.first.offset,
-                            self.rejected + len(matched.overflowing), matched.waiting_predictions,
-                            newest_ms=matched.newest_ms)
+                            self.rejected + len(matched.overflowing) + matched.refused,
+                            matched.waiting_predictions, newest_ms=matched.newest_ms, seen=seen)
 
 
 async def _read(

@@ -26,18 +26,20 @@ from typing import Any, Protocol
 
 import rstream
 
-from nnmon.processors.core.join import Half, IdJoin, Pair, Side
+from nnmon.processors.core.duplicates import SeenIds
+from nnmon.processors.core.join import Half, IdJoin, Pair, Refused, Side
 from nnmon.processors.run.config import PipelineConfig
 from nnmon.processors.run.rates import RateLog
 from nnmon.processors.run.runtime import keep_running, release_free_memory, sleep_unless_stopped
 from nnmon.processors.run.throttle import Every
 from nnmon.processors.shell import checkpoint
 from nnmon.processors.shell.counts import CountsFile
+from nnmon.processors.shell.duplicates import seen_ids
 from nnmon.processors.shell.intake import Intake
 from nnmon.streams.client.connection import Watch, open_consumer, open_producer
 from nnmon.streams.client.publisher import ConfirmedPublisher
 from nnmon.streams.client.topology import declare_streams
-from nnmon.streams.events import chunks, codec
+from nnmon.streams.events import chunks, codec, ids
 from nnmon.streams.read.merge import Record
 from nnmon.streams.read.reader import RecordReader, after, last_position
 
@@ -83,8 +85,13 @@ class JoinLimits:
     def window_ms(self) -> int:
         return int(self.window_s * 1000)
 
-    def empty_join(self) -> IdJoin:
-        return IdJoin(window_ms=self.window_ms, max_pending=self.max_pending)
+    def empty_join(self, predictions: SeenIds | None = None) -> IdJoin:
+        """A join with nothing pending, and the predictions seen so far (none by default)."""
+        return IdJoin(seen_ids() if predictions is None else predictions, self.window_ms, self.max_pending)
+
+    def restored_join(self, state: dict[str, Any]) -> IdJoin:
+        return IdJoin.from_state(state, ids.time_key, self.window_ms, self.max_pending)
+
 
 
 class JoinRunner:
@@ -136,8 +143,7 @@ class JoinRunner:
         saved = None if fresh else checkpoint.load(self.path, self.streams)
         if saved is not None:
             try:
-                self.join = IdJoin.from_state(saved.state["join"], self.limits.window_ms,
-                                              self.limits.max_pending)
+                self.join = self.limits.restored_join(saved.state["join"])
                 self.offsets = {s: _offset(saved.streams[s]) for s in self.streams}
                 self.view = self.open_view(saved.state["view"])
                 return
@@ -275,12 +281,12 @@ class JoinRunner:
             if prediction is None:
                 return None
             side, event_id, value = Side.PREDICTION, prediction.features_id, prediction.y_pred
-        if join.seen(side, event_id):
-            intake.reject(record, f"duplicate {side.value} for id {event_id}")
-            return None
         # The join window runs on the broker's clock (when it stored the chunk),
         # not on the events' own creation_time, which any publisher can set wrong.
         pair = join.add(side, event_id, Half(value, record.offset, record.timestamp_ms))
+        if isinstance(pair, Refused):
+            intake.reject(record, pair.reason)
+            return None
         if pair is not None and not math.isfinite(pair.absolute_error):
             intake.reject(record, f"the absolute error for id {event_id} overflows")
             return None
@@ -318,6 +324,7 @@ class HandOver:
     truths: dict[str, Half]  # y_true read with no prediction yet
     predictions: dict[str, Half]  # predictions read whose y_true comes later
     newest_ms: int  # the newest chunk time read
+    seen: SeenIds  # every prediction read, through the duplicate rule
 
 
 async def hand_over(
@@ -327,7 +334,7 @@ async def hand_over(
     one it would have had, had it just read what the replay read (with the
     view in `view_state`), and its offsets on the broker say so too. Call
     with the processor's view lock held."""
-    join = limits.empty_join()
+    join = limits.empty_join(handed.seen)
     join.newest_ms = max([handed.newest_ms, *(h.event_ms for h in handed.predictions.values())])
     join.pending[Side.TRUTH].update(handed.truths)
     join.pending[Side.PREDICTION].update(handed.predictions)

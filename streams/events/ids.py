@@ -8,7 +8,9 @@ ids are strictly increasing, even when the clock stands still or steps back.
 
 from __future__ import annotations
 
+import functools
 import random
+import re
 import secrets
 import time
 import uuid
@@ -70,3 +72,30 @@ def _now_ms() -> int:
 def id_time_ms(event_id: str) -> int:
     """The Unix time in milliseconds at which a UUIDv7 id was made."""
     return uuid.UUID(event_id).int >> 80
+
+
+# A canonical UUIDv7 as `IdGenerator` writes it: lower-case hex, the version
+# digit 7, RFC 9562's variant.
+_UUID7 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+# How far ahead of the broker's clock an id's time may be and still count as
+# a time: a writer with its clock a year ahead must not make everyone else's
+# ids look old to the duplicate rule.
+MAX_AHEAD_MS = 60_000
+
+
+def time_key(event_id: str, broker_ms: int) -> str | None:
+    """The time in a UUIDv7 id as text that sorts as the time does (its first
+    13 characters: 48 bits of milliseconds in fixed-width hex), for an event
+    the broker stored at `broker_ms`. None for any other id, and for an id
+    more than MAX_AHEAD_MS ahead of the broker's clock."""
+    if _UUID7.fullmatch(event_id) is None:
+        return None
+    key = event_id[:13]
+    return key if key <= time_key_of_ms(broker_ms + MAX_AHEAD_MS) else None
+
+
+@functools.lru_cache(maxsize=16)  # called per event, with few distinct chunk times at once
+def time_key_of_ms(ms: int) -> str:
+    """A time as `time_key` writes it."""
+    digits = f"{ms & _MS_MASK:012x}"
+    return f"{digits[:8]}-{digits[8:]}"

@@ -36,8 +36,9 @@ def history(draw: st.DrawFn) -> list[ChunkValues]:
 
 def event_by_event(truths: list[ChunkValues], predictions: list[ChunkValues]) -> tuple[
         Rows, dict[str, Half], dict[str, Half], int]:
-    """Rows, y_true without prediction, waiting predictions and the pairs
-    rejected for an error that overflows, one event at a time."""
+    """Rows, y_true without prediction, waiting predictions and the events
+    rejected (pairs whose error overflows, repeated predictions), one event
+    at a time."""
     def first_halves(read: list[ChunkValues]) -> dict[str, Half]:
         halves: dict[str, Half] = {}
         for chunk in read:
@@ -52,7 +53,8 @@ def event_by_event(truths: list[ChunkValues], predictions: list[ChunkValues]) ->
                 [abs(t - p) for _, t, p in finite])
     unmatched = {i: h for i, h in truth_of.items() if i not in prediction_of}
     waiting = {i: h for i, h in prediction_of.items() if i not in truth_of and h.event_ms >= FIRST_MS}
-    return rows, unmatched, waiting, len(pairs) - len(finite)
+    repeated = sum(len(chunk.keys) for chunk in predictions) - len(prediction_of)
+    return rows, unmatched, waiting, len(pairs) - len(finite) + repeated
 
 
 @given(history(), history(), st.integers(0, 3))
