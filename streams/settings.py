@@ -22,6 +22,9 @@ class BrokerSettings:
     # in compose, reached from the host through a published port); rstream's
     # load-balancer mode, which on one node takes the first connection.
     load_balancer: bool = False
+    # A connection that hears nothing (not even a heartbeat) for this long
+    # is taken for dead, and the processor reconnects.
+    dead_after_s: float = 30.0
 
     @classmethod
     def from_environment(cls) -> BrokerSettings:
@@ -34,6 +37,7 @@ class BrokerSettings:
             password=os.environ.get("NNMON_PASSWORD", cls.password),
             vhost=os.environ.get("NNMON_VHOST", cls.vhost),
             load_balancer=os.environ.get("NNMON_LOAD_BALANCER", "").lower() in ("1", "true", "yes"),
+            dead_after_s=float(os.environ.get("NNMON_DEAD_AFTER", cls.dead_after_s)),
         )
 
 

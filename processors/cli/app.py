@@ -67,6 +67,9 @@ COMMON_OPTIONS = (
     _option(False, "--load-balancer", "NNMON_LOAD_BALANCER",
             "Keep to --host where the broker advertises another name: a compose broker reached "
             "through its published port, or a load balancer before one node."),
+    _option(30.0, "--dead-after", "NNMON_DEAD_AFTER",
+            "Seconds a connection may hear nothing from the broker (not even a heartbeat) before it "
+            "is taken for dead and made again.", min=3.0),
     _option("", "--stream-prefix", "NNMON_STREAM_PREFIX",
             "Prefix of every stream and consumer name, so pipelines can share a broker."),
     _option(Path("logs"), "--logs-dir", "NNMON_LOGS_DIR", "Where the CSV and PNG go."),
@@ -114,7 +117,7 @@ def pipeline_command(*extra: inspect.Parameter) -> Callable[[Callable[..., Any]]
                     common["host"], common["port"], common["user"], password, common["vhost"],
                     tls=common["tls"] or common["tls_ca_file"] != NO_FILE,
                     tls_ca_file=None if common["tls_ca_file"] == NO_FILE else common["tls_ca_file"],
-                    load_balancer=common["load_balancer"]),
+                    load_balancer=common["load_balancer"], dead_after_s=common["dead_after"]),
                 names=StreamNames(common["stream_prefix"]),
                 retention=Retention(common["max_age"], common["max_bytes"], common["segment_bytes"]),
                 logs_dir=common["logs_dir"],

@@ -35,6 +35,7 @@ def environment(config: PipelineConfig) -> dict[str, str]:
         "NNMON_TLS": "true" if broker.tls else "false",
         **({"NNMON_TLS_CA_FILE": str(broker.tls_ca_file)} if broker.tls_ca_file else {}),
         "NNMON_LOAD_BALANCER": "true" if broker.load_balancer else "false",
+        "NNMON_DEAD_AFTER": str(broker.dead_after_s),
         "NNMON_STREAM_PREFIX": config.names.prefix,
         "NNMON_LOGS_DIR": str(config.logs_dir),
         "NNMON_MAX_AGE": retention.max_age,

@@ -76,8 +76,7 @@ async def replay(
     progress: Progress | None = None,
 ) -> ReplayResult:
     names = config.names
-    watch = Watch()
-    with without_cycle_collection():
+    with without_cycle_collection(), Watch() as watch:
         async with open_consumer(config.broker, config.connection_name("replay"), watch) as consumer:
             for stream in (names.y_true, names.y_pred):
                 if not await consumer.stream_exists(stream):

@@ -136,6 +136,8 @@ async def keep_running(
             if watch.connected:
                 delay = 1.0  # it worked for a while: start backing off afresh
             log.warning("broker unavailable (%s); retrying in %gs", _reason(error), delay)
+        finally:
+            watch.close()
         await sleep_unless_stopped(stop, delay)
         delay = min(delay * 2, max_delay_s)
 

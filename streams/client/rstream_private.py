@@ -20,6 +20,11 @@ an upgrade fails here, loudly, not somewhere deep in a processor.
 - Publishing: `declare_publisher` and `write_frames` let
   `publisher.ConfirmedPublisher` declare publishers through rstream, then
   write the Publish frames itself (see there).
+- Noticing silence: rstream only logs when heartbeats stop, and its reads
+  have no deadline, so a silent network or a stopped broker left processors
+  waiting for about 15 minutes. `connections` and `last_heard` let
+  `silence.Silence` see how long each connection has heard nothing, and
+  `cut` aborts one, which rstream then reports as closed.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ if not rstream.__version__.startswith(TESTED_VERSION):
 PRIVATE_NAMES = frozenset({
     "CHUNK_SIZE", "read_frame", "_conn", "_reader", "_buffer", "_write_frame_raw", "_lock",
     "_get_or_create_publisher", "_subscribers", "_on_deliver", "_remove_stream_from_client",
-    "_clients", "_pool", "_default_client", "_Subscriber",
+    "_clients", "_pool", "_default_client", "_Subscriber", "_last_heartbeat", "_writer",
 })
 
 
@@ -113,6 +118,27 @@ async def write_frames(client: Client, data: bytes) -> None:
     if connection is None or not client.is_connection_alive():
         raise ConnectionError("closed before a publish")
     await connection._write_frame_raw(data)
+
+
+def connections(entity: rstream.Consumer | rstream.Producer) -> list[Client]:
+    """The open connections of a consumer or producer (locators included)."""
+    return [client for group in entity._pool._clients.values() for client in group
+            if client.is_connection_alive()]
+
+
+def last_heard(client: Client) -> float | None:
+    """When (time.monotonic) the connection last received a frame, a
+    heartbeat included; None while it is still being set up."""
+    heard = client._last_heartbeat  # rstream stamps it on every frame read
+    return heard or None
+
+
+def cut(client: Client) -> None:
+    """Abort the connection: its reader sees the end, and rstream reports it
+    closed (to the consumer's or producer's on_close_handler) as for a reset."""
+    connection = client._conn
+    if connection is not None and connection._writer is not None:
+        connection._writer.transport.abort()
 
 
 OnChunk = Callable[[Chunk], Awaitable[None] | None]
