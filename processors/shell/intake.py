@@ -35,8 +35,10 @@ class Intake:
         otherwise None, after reporting it."""
         event = record.event
         if event is None:
+            # Another writer's message may leave its type to the stream.
+            stream_type = codec.EVENT_TYPES[expected[0]] if len(expected) == 1 else None
             try:
-                event = codec.decode(record.data)
+                event = codec.decode(record.data, stream_type, record.timestamp_ms)
             except codec.MalformedEvent as error:
                 self.reject(record, str(error))
                 return None

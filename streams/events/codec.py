@@ -154,49 +154,82 @@ def decode_rejected(data: bytes) -> Rejected:
     )
 
 
-def decode(data: bytes) -> Event:
+EVENT_TYPES = {FeaturesEvent: "features", TruthEvent: "y_true", PredictionEvent: "y_pred"}
+
+
+def decode(data: bytes, stream_type: str | None = None, broker_ms: int | None = None) -> Event:
     """Decode one message read from a stream.
 
-    The event type comes from the application properties; the body's fields are
+    nnmon's own events say what they are (application property
+    `event_type`). A message from another writer needs no more than a
+    `message_id` and a JSON body, as a data section or an amqp-value string
+    or binary: its type is then `stream_type` (the stream's), its time
+    `broker_ms` (when the broker stored it) if it has no `creation_time`,
+    and a `schema_version` it leaves out is taken for the current one. What
+    would be unsafe to guess is refused: a `message_id` that differs from the
+    body's `id`, a `schema_version` of another version. The body's fields are
     checked for presence, type and finiteness.
     """
     own = amqp.read_event(data)  # the fast path: an event as nnmon writes it
-    event_type, version, raw_body, created_ms = (
-        _read_any(data) if own is None else (own.event_type, own.schema_version, own.body, own.created_ms))
+    event_type: object
+    version: object
+    raw_body: bytes | None
+    message_id: object
+    created_ms: object
+    if own is not None:
+        event_type, version, raw_body = own.event_type, own.schema_version, own.body
+        message_id, created_ms = own.message_id, own.created_ms
+    else:
+        event_type, version, raw_body, message_id, created_ms = _read_any(data)
+        event_type = stream_type if event_type is None else event_type
+        version = SCHEMA_VERSION if version is None else version
+        created_ms = broker_ms if created_ms is None else created_ms
     if type(version) is not int or version != SCHEMA_VERSION:
         raise MalformedEvent(f"unsupported schema_version {version!r}")
     if raw_body is None:
-        raise MalformedEvent("body is not a data section")
+        raise MalformedEvent("the body is neither a data section nor an amqp-value string or binary")
     body = _json_body(raw_body)
     if type(created_ms) is not int:
         raise MalformedEvent("creation_time is missing")
+    if "id" not in body and isinstance(message_id, str):
+        body["id"] = message_id
     event_id = _id(body, "id")
+    if message_id is not None and str(message_id) != event_id:
+        raise MalformedEvent(f"message_id {str(message_id)!r} differs from the body's id {event_id!r}")
     if event_type == "features":
         return FeaturesEvent(event_id, _row(body), _features(body), created_ms)
     if event_type == "y_true":
         return TruthEvent(event_id, _number(body, "y_true"), created_ms)
     if event_type == "y_pred":
-        version_text = body.get("model_version")
+        version_text = body.get("model_version", UNKNOWN_MODEL)
         if not isinstance(version_text, str):
-            raise MalformedEvent("model_version is missing or not a string")
+            raise MalformedEvent("model_version is not a string")
         return PredictionEvent(
             event_id, _id(body, "features_id"), _number(body, "y_pred"), version_text, created_ms
         )
+    if event_type is None:
+        raise MalformedEvent("event_type is missing, and the stream does not say it")
     raise MalformedEvent(f"unknown event_type {event_type!r}")
 
 
-def _read_any(data: bytes) -> tuple[object, object, bytes | None, object]:
-    """The event type, schema version, body and creation time of any AMQP
-    message, unchecked."""
+UNKNOWN_MODEL = "unknown"  # the model_version of a prediction that names none
+NOT_A_ROW = -1  # the row of a features event that does not come from the built-in data set
+
+
+def _read_any(data: bytes) -> tuple[object, object, bytes | None, object, object]:
+    """The event type, schema version, body, message id and creation time of
+    any AMQP message, unchecked (None where absent)."""
     try:
         message = amqp.decode(data)
     except amqp.AmqpError as error:
         raise MalformedEvent(str(error)) from None
     properties = message.application_properties
-    if not isinstance(properties, dict):
-        raise MalformedEvent("application properties are missing or not a map")
+    if properties is None:
+        properties = {}
+    elif not isinstance(properties, dict):
+        raise MalformedEvent("application properties are not a map")
     return (properties.get("event_type"), properties.get("schema_version"), message.body,
-            message.properties.get("creation_time"))
+            message.properties.get("message_id"), message.properties.get("creation_time"))
 
 
 def _json_body(body: bytes) -> dict[str, Any]:
@@ -238,9 +271,9 @@ def _number(body: dict[str, Any], key: str) -> float:
 
 
 def _row(body: dict[str, Any]) -> int:
-    row = body.get("row")
+    row = body.get("row", NOT_A_ROW)
     if isinstance(row, bool) or not isinstance(row, int):
-        raise MalformedEvent("row is missing or not an integer")
+        raise MalformedEvent("row is not an integer")
     return row
 
 

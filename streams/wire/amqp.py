@@ -163,7 +163,9 @@ class Message:
 
     properties: dict[str, Any] = field(default_factory=dict)
     application_properties: Any = None
-    body: bytes | None = None  # the data sections, joined
+    # The data sections, joined; or an amqp-value that is a string (as UTF-8)
+    # or binary, what many AMQP 1.0 clients send for a text or bytes body.
+    body: bytes | None = None
 
 
 def decode(data: bytes) -> Message:
@@ -269,6 +271,8 @@ class _Reader:
                 if not isinstance(value, bytes):
                     raise ValueError("a data section must be binary")
                 bodies.append(value)
+            elif section == "value":
+                message.body = _value_body(value)
         if bodies:
             message.body = b"".join(bodies)
         return message
@@ -361,6 +365,8 @@ def _from_rstream(data: bytes) -> Message:
     body = parsed.body
     if isinstance(body, list):
         body = b"".join(part for part in body if isinstance(part, bytes))
+    if body is None:
+        body = _value_body(getattr(parsed, "value", None))
     return Message(
         properties={} if properties is None else {
             name: _text(getattr(properties, name, None)) for name in _PROPERTY_FIELDS
@@ -370,6 +376,13 @@ def _from_rstream(data: bytes) -> Message:
         } if isinstance(parsed.application_properties, dict) else parsed.application_properties,
         body=body if isinstance(body, bytes) else None,
     )
+
+
+def _value_body(value: Any) -> bytes | None:
+    """An amqp-value section as a body: a string (UTF-8) or binary; None for other values."""
+    if isinstance(value, str):
+        return value.encode()
+    return value if isinstance(value, bytes) else None
 
 
 def _text(value: Any) -> Any:

@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 from rstream import AMQPMessage, Properties, amqp_decoder
 
 from nnmon.streams.events.codec import (
+    NOT_A_ROW,
     SCHEMA_VERSION,
+    UNKNOWN_MODEL,
     Event,
     FeaturesEvent,
     MalformedEvent,
@@ -51,6 +53,7 @@ def crafted(
     event_type: Any = "y_true",
     schema_version: Any = SCHEMA_VERSION,
     creation_time: int | None = CREATED_MS,
+    message_id: str | None = None,
 ) -> bytes:
     """A hand-made message, as another client might publish it."""
     application_properties = {"event_type": event_type, "schema_version": schema_version}
@@ -58,7 +61,7 @@ def crafted(
         AMQPMessage(
             body=body,
             properties=Properties(
-                message_id="m-1", content_type="application/json", creation_time=creation_time
+                message_id=message_id, content_type="application/json", creation_time=creation_time
             ),
             application_properties={k: v for k, v in application_properties.items() if v is not None},
         )
@@ -183,7 +186,6 @@ def test_bad_row(row: Any) -> None:
         {"id": "p", "features_id": "a,b", "y_pred": 1.0, "model_version": "v"},
         {"id": "p", "y_pred": 1.0, "model_version": "v"},
         {"id": "p", "features_id": "f", "y_pred": "1", "model_version": "v"},
-        {"id": "p", "features_id": "f", "y_pred": 1.0},
         {"id": "p", "features_id": "f", "y_pred": 1.0, "model_version": 3},
     ],
 )
@@ -191,7 +193,7 @@ def test_bad_prediction(body: dict[str, Any]) -> None:
     assert_malformed(crafted(json.dumps(body).encode(), event_type="y_pred"))
 
 
-@pytest.mark.parametrize("version", [0, 2, "1", None, -1])
+@pytest.mark.parametrize("version", [0, 2, "1", -1])
 def test_wrong_schema_version(version: Any) -> None:
     assert_malformed(crafted(b'{"id":"a","y_true":1.0}', schema_version=version))
 
@@ -203,6 +205,58 @@ def test_unknown_event_type(event_type: Any) -> None:
 
 def test_missing_creation_time() -> None:
     assert_malformed(crafted(b'{"id":"a","y_true":1.0}', creation_time=None))
+
+
+# What RabbitMQ stores for a plain AMQP 0-9-1 publish (pika 1.4, default
+# exchange, message_id "abc", content_type application/json, timestamp
+# 1700000000 s, no headers), read back over the stream protocol: message
+# annotations, properties (creation_time in ms), a data section; no
+# application properties.
+PIKA_MESSAGE = bytes.fromhex(
+    "005372c13304a30d782d726f7574696e672d6b6579a11370696b612d70726f62652d3333396161376635a30a782d65786368"
+    "616e6765a100005373c02b0da1036162634040404040a3106170706c69636174696f6e2f6a736f6e4040830000018bcfe568"
+    "00404040005375a0197b226964223a22616263222c22795f74727565223a312e357d")
+
+
+def test_a_plain_amqp_091_publish_is_read_as_the_streams_event() -> None:
+    assert decode(PIKA_MESSAGE, "y_true", CREATED_MS) == TruthEvent("abc", 1.5, 1_700_000_000_000)
+    assert_malformed(PIKA_MESSAGE)  # nothing says what it is
+
+
+def test_without_creation_time_the_event_time_is_the_brokers() -> None:
+    message = crafted(b'{"id":"a","y_true":1.0}', creation_time=None, event_type=None, schema_version=None)
+    assert decode(message, "y_true", broker_ms=CREATED_MS + 5) == TruthEvent("a", 1.0, CREATED_MS + 5)
+
+
+@pytest.mark.parametrize("value", ['{"id":"a","y_true":2.5}', b'{"id":"a","y_true":2.5}'],
+                         ids=["string", "binary"])
+def test_an_amqp_value_body_is_read_like_a_data_section(value: str | bytes) -> None:
+    message = bytes(AMQPMessage(value=value, properties=Properties(message_id="a", creation_time=CREATED_MS)))
+    assert decode(message, "y_true") == TruthEvent("a", 2.5, CREATED_MS)
+
+
+def test_an_amqp_value_that_is_no_text_is_refused() -> None:
+    message = bytes(AMQPMessage(value=42, properties=Properties(message_id="a", creation_time=CREATED_MS)))
+    with pytest.raises(MalformedEvent, match="neither a data section nor an amqp-value string or binary"):
+        decode(message, "y_true")
+
+
+def test_a_message_id_that_contradicts_the_body_is_refused() -> None:
+    with pytest.raises(MalformedEvent, match="message_id 'b' differs from the body's id 'a'"):
+        decode(crafted(b'{"id":"a","y_true":1.0}', message_id="b"))
+    assert decode(crafted(b'{"id":"a","y_true":1.0}', message_id="a")) == TruthEvent("a", 1.0, CREATED_MS)
+
+
+def test_the_message_id_is_the_id_of_a_body_without_one() -> None:
+    assert decode(crafted(b'{"y_true":1.0}', message_id="m-7")) == TruthEvent("m-7", 1.0, CREATED_MS)
+    assert_malformed(crafted(b'{"y_true":1.0}', message_id="a,b"))
+
+
+def test_what_another_writer_may_leave_out() -> None:
+    features = crafted(b'{"id":"f","features":{"age":0.5}}', event_type="features")
+    assert decode(features) == FeaturesEvent("f", NOT_A_ROW, {"age": 0.5}, CREATED_MS)
+    prediction = crafted(b'{"id":"p","features_id":"f","y_pred":2}', event_type="y_pred")
+    assert decode(prediction) == PredictionEvent("p", "f", 2.0, UNKNOWN_MODEL, CREATED_MS)
 
 
 def test_deeply_nested_json_body() -> None:
