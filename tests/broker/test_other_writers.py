@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -116,3 +118,38 @@ def test_an_amqp_10_writer_with_amqp_value_bodies_is_joined_like_nnmon(config: P
     table = pd.read_csv(config.csv_path, dtype={"id": str})
     assert table.to_dict("list") == {"id": ["a", "b"], "y_true": [0.0, 10.0], "y_pred": [0.0, 10.5],
                                      "absolute_error": [0.0, 0.5]}
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_snippet(after: str) -> str:
+    """The first Python block of the README after the line `after`."""
+    text = README.read_text()
+    start = text.index("```python\n", text.index(after)) + len("```python\n")
+    return text[start:text.index("```", start)]
+
+
+def test_the_readmes_two_writers_run_as_written(config: PipelineConfig) -> None:
+    names, rows = config.names, RowCounter(config.csv_path)
+    # The stream arguments, with the test's prefix.
+    prefixed = {'("", "y_true",': f'("", "{names.y_true}",',
+                'send_wait("y_pred",': f'send_wait("{names.y_pred}",'}
+    pika_code, amqp10_code = (readme_snippet(line) for line in ("With pika (AMQP 0-9-1):",
+                                                                "With an AMQP 1.0 message over"))
+    for name, stream in prefixed.items():
+        pika_code, amqp10_code = pika_code.replace(name, stream), amqp10_code.replace(name, stream)
+    assert names.y_true in pika_code and names.y_pred in amqp10_code
+
+    async def scenario() -> None:
+        metric = start(lambda stop: run_metric(config, stop, JoinLimits()))
+        await declared(config, names.y_true, names.y_pred)
+        await asyncio.to_thread(exec, pika_code, {})
+        namespace: dict[str, object] = {}
+        exec("async def write():\n" + textwrap.indent(amqp10_code, "    "), namespace)
+        await namespace["write"]()  # type: ignore[operator]
+        await wait_until(lambda: rows.rows() >= 1, what="the README's row")
+        await metric.finish()
+
+    asyncio.run(scenario())
+    assert config.csv_path.read_text().splitlines()[1:] == ["order-1,151.0,148.2,2.8000000000000114"]
