@@ -63,9 +63,15 @@ class ConsumerStatus:
     lag: int | None  # messages after `stored`
     behind_s: float | None  # age of the oldest unprocessed message; 0 when caught up
 
+    @property
+    def never_ran(self) -> bool:
+        """No offset stored under this name: the processor never ran under this prefix."""
+        return self.stored is None and self.last is not None
+
     def stale(self, threshold_s: float) -> bool:
-        """Work has waited longer than `threshold_s`: the consumer is not moving."""
-        return self.behind_s is not None and self.behind_s > threshold_s
+        """Work has waited longer than `threshold_s` for a consumer that ran:
+        it is not moving. (One that never ran is not stale, it is absent.)"""
+        return self.stored is not None and self.behind_s is not None and self.behind_s > threshold_s
 
 
 @dataclass(frozen=True)

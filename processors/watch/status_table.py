@@ -6,9 +6,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from nnmon.processors.watch.status import Status
+from nnmon.processors.watch.status import ConsumerStatus, Status
 
 _NONE = "-"
+
+
+def _state(consumer: ConsumerStatus, stale_s: float | None) -> str:
+    if stale_s is not None and consumer.stale(stale_s):
+        return "STALE"
+    return "never ran" if consumer.never_ran else ""
 
 
 def render(status: Status, stale_s: float | None = None) -> str:
@@ -20,7 +26,7 @@ def render(status: Status, stale_s: float | None = None) -> str:
     consumers = _table(
         ("CONSUMER", "STREAM", "STORED", "LAST", "LAG", "BEHIND", ""),
         [(c.processor, c.stream, c.stored, c.last, c.lag, _seconds(c.behind_s),
-          "STALE" if stale_s is not None and c.stale(stale_s) else "") for c in status.consumers],
+          _state(c, stale_s)) for c in status.consumers],
     )
     joins = _table(
         ("JOIN", "JOINED", "PENDING", "EXPIRED", "CHECKPOINT"),

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import rstream
+from rstream import RawMessage
 
 from nnmon.processors.core.dataset import diabetes
 from nnmon.processors.core.predictor import default_predictor
@@ -16,13 +17,14 @@ from nnmon.processors.pipeline.metric import run_metric
 from nnmon.processors.pipeline.model import run_model
 from nnmon.processors.run.config import PipelineConfig
 from nnmon.processors.run.runtime import UsageError
+from nnmon.processors.shell.counts import read_counts
 from nnmon.processors.shell.joined import JoinLimits
 from nnmon.streams.client.connection import open_consumer, open_producer
 from nnmon.streams.client.publisher import ConfirmedPublisher
 from nnmon.streams.events import codec
 from nnmon.streams.events.ids import IdGenerator
 from nnmon.streams.read.reader import stored_offset
-from tests.streamtools import read_events, start, stream_length, wait_until
+from tests.streamtools import read_events, read_stream, start, stream_length, wait_until
 
 
 def csv_rows(config: PipelineConfig) -> pd.DataFrame:
@@ -79,14 +81,42 @@ def test_model_rerun_over_old_offsets_publishes_nothing_twice(config: PipelineCo
         model = start(lambda stop: run_model(config, stop, default_predictor()))
         await read_events(config.broker, config.names.y_pred, 20)
         await model.finish()
-        # Pretend the model died before storing most of its progress.
+        # Pretend the model died before storing most of its progress, and
+        # lost its checkpoint: it reads features from the start again.
         async with open_consumer(config.broker, "nnmon-tests") as consumer:
             await consumer.store_offset(config.names.features, config.names.consumer("model"), 3)
+        config.checkpoint_path("model").unlink()
         model = start(lambda stop: run_model(config, stop, default_predictor()))
         await publish_features(config, 5)
         await read_events(config.broker, config.names.y_pred, 25)
         await model.finish()
         assert await stream_length(config.broker, config.names.y_pred) == 25
+        counts = read_counts(config.logs_dir, "model")
+        assert counts is not None and counts["processed"] == 5, "only what the broker did not have yet"
+
+    asyncio.run(scenario())
+
+
+def test_model_resumes_from_its_checkpoint_and_predicts_a_repeated_features_id_once(
+    config: PipelineConfig,
+) -> None:
+    async def scenario() -> None:
+        await publish_features(config, 10)
+        model = start(lambda stop: run_model(config, stop, default_predictor()))
+        await read_events(config.broker, config.names.y_pred, 10)
+        await model.finish()
+        (_, first), = await read_stream(config.broker, config.names.features, 1)
+        async with open_producer(config.broker, "nnmon-tests") as producer:
+            await (await ConfirmedPublisher(producer).send(config.names.features, [RawMessage(first), RawMessage(first)]))
+        await publish_features(config, 3)
+        model = start(lambda stop: run_model(config, stop, default_predictor()))
+        await read_events(config.broker, config.names.y_pred, 13)
+        (_, rejected), (_, again) = await read_stream(config.broker, config.names.rejected, 2)
+        await model.finish()
+        assert await stream_length(config.broker, config.names.y_pred) == 13
+        first_id = codec.decode(first).id
+        assert {codec.decode_rejected(r).reason for r in (rejected, again)} == {
+            f"duplicate features event for id {first_id}"}
 
     asyncio.run(scenario())
 
