@@ -77,7 +77,7 @@ def _admitted(read: list[ChunkValues], seen: SeenIds) -> tuple[list[ChunkValues]
     """What `seen` admits of `read`, in order, and how many it refused."""
     admitted, refused = [], 0
     for values in read:
-        keep = [seen.first_time(key, values.event_ms) for key in values.keys]
+        keep = seen.first_times(values.keys, values.event_ms)
         if all(keep):
             admitted.append(values)
             continue

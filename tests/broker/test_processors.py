@@ -107,7 +107,8 @@ def test_model_resumes_from_its_checkpoint_and_predicts_a_repeated_features_id_o
         await model.finish()
         (_, first), = await read_stream(config.broker, config.names.features, 1)
         async with open_producer(config.broker, "nnmon-tests") as producer:
-            await (await ConfirmedPublisher(producer).send(config.names.features, [RawMessage(first), RawMessage(first)]))
+            twice = [RawMessage(first), RawMessage(first)]
+            await (await ConfirmedPublisher(producer).send(config.names.features, twice))
         await publish_features(config, 3)
         model = start(lambda stop: run_model(config, stop, default_predictor()))
         await read_events(config.broker, config.names.y_pred, 13)

@@ -114,3 +114,18 @@ def test_checkpoints_anywhere_change_nothing(choices: list[int], cuts: set[int])
             interrupted = SeenIds.from_state(state, ids.time_key, BLOCK)
         assert interrupted.first_time(event_id, NOW_MS) is whole.first_time(event_id, NOW_MS)
     assert interrupted == whole
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 60), max_size=700), max_size=12))
+def test_a_chunk_at_once_gives_what_one_id_at_a_time_gives(chunks: list[list[int]]) -> None:
+    made = generator()
+    written = [made.next_id() for _ in range(sum(map(len, chunks)))]
+    at_once, one_by_one, n = rule(blocks=1), rule(blocks=1), 0
+    for chunk in chunks:
+        event_ids = []
+        for c in chunk:  # mostly new ids, some repeats from any distance back
+            event_ids.append(written[max(0, n - c * 40)] if c > 50 else written[n])
+            n += 1
+        assert at_once.first_times(event_ids, NOW_MS) == [one_by_one.first_time(i, NOW_MS) for i in event_ids]
+    assert at_once == one_by_one
