@@ -27,7 +27,9 @@ from tests.streamtools import read_stream, start, wait_until
 NOW_MS = int(time.time() * 1000)
 
 
-def crafted(event_type: str, body: bytes, message_id: str = "x") -> AMQPMessage:
+def crafted(event_type: str, body: bytes, message_id: str | None = None) -> AMQPMessage:
+    """A message as another writer might send it: without a message_id, so
+    each is refused for what is wrong with its body."""
     return AMQPMessage(
         body=body,
         properties=Properties(message_id=message_id, content_type="application/json", creation_time=NOW_MS),

@@ -1,15 +1,17 @@
 """Memory stays bounded: under a flood of y_true that never get a prediction,
-and over a 200,000-event soak at full speed."""
+and over a 300,000-event soak at full speed."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import re
+import statistics
 import subprocess
 import time
 from pathlib import Path
 
+from nnmon.processors.core.duplicates import CAPACITY
 from nnmon.processors.run.config import PipelineConfig
 from nnmon.processors.shell import checkpoint
 from nnmon.processors.watch.csv_tail import RowCounter
@@ -72,6 +74,9 @@ def test_pending_joins_stay_within_their_limit_and_matching_goes_on(config: Pipe
     assert "expired unmatched" in log
 
 
+EVENTS = 300_000
+
+
 def children_of(pid: int) -> dict[str, int]:
     """The processors `nnmon up` (pid) runs, by name: `python -m nnmon.processors NAME`."""
     found = {}
@@ -90,34 +95,38 @@ def children_of(pid: int) -> dict[str, int]:
     return found
 
 
-def test_soak_200k_events_keep_every_processors_memory_within_20_percent(config: PipelineConfig) -> None:
-    """RSS of each processor after warm-up (10,000 rows in the CSV) and at
-    its end differ by less than 20%, over 200,000 events at full speed."""
-    up = subprocess.Popen([NNMON, "up", "--interval", "0", "--count", "200000", "--timeout", "600"],
+def test_soak_300k_events_keep_every_processors_memory_within_20_percent(config: PipelineConfig) -> None:
+    """RSS of each processor grows by less than 20% from warm-up to its end,
+    over 300,000 events at full speed. Warm-up: 10,000 rows in the
+    CSV; for the processors that read features or predictions, once the
+    duplicate rule has filled its bounded memory (CAPACITY ids), and 10,000
+    rows more."""
+    up = subprocess.Popen([NNMON, "up", "--interval", "0", "--count", str(EVENTS), "--timeout", "600"],
                           env=nnmon_env(config), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     rows = RowCounter(config.csv_path)
-    start: dict[str, float] = {}
-    end: dict[str, float] = {}
+    samples: dict[str, list[float]] = {}
     try:
         while up.poll() is None:
             children = children_of(up.pid)
-            warm = rows.rows() >= 10_000
+            done = rows.rows()
             for name, pid in children.items():
                 try:
                     rss = rss_mb(pid)
                 except (OSError, AssertionError):
                     continue  # exited meanwhile (features, once it has published)
-                if warm:
-                    start.setdefault(name, rss)
-                    end[name] = rss
+                if done >= (10_000 if name == "features" else CAPACITY + 10_000):
+                    samples.setdefault(name, []).append(rss)
             time.sleep(0.5)
     finally:
         if up.poll() is None:
             up.terminate()
         up.wait(60)
     assert up.returncode == 0
-    assert rows.rows() == 200_000
-    assert set(start) == {"features", "model", "metric", "plot"}
-    growth = {name: (end[name] - start[name]) / start[name] for name in start}
+    assert rows.rows() == EVENTS
+    assert set(samples) == {"features", "model", "metric", "plot"}
+    # The median of the first and of the last few samples (every 0.5 s): one
+    # sample can fall on a moment's peak, such as a checkpoint being written.
+    start = {name: statistics.median(rss[:5]) for name, rss in samples.items()}
+    end = {name: statistics.median(rss[-5:]) for name, rss in samples.items()}
     shown = {n: f"{start[n]:.1f} -> {end[n]:.1f} MB" for n in start}
-    assert all(abs(g) < 0.2 for g in growth.values()), shown
+    assert all(end[n] < 1.2 * start[n] for n in start), shown
