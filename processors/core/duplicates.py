@@ -10,8 +10,11 @@ one value: the newest id time in it (`forgotten_up_to`). An id carrying a
 time (a UUIDv7, see `nnmon.streams.events.ids.time_key`) that is not after
 that point was either admitted before or comes later than `capacity` newer
 ids did: it is refused as `TOO_OLD`, so a repeat is refused at any distance.
-Ids without a time (other writers may use any text) are recognised within the
-last `capacity` ids only.
+Ids without a time (other writers may use any id the codec allows, which
+never holds the line break the blocks are kept in) are recognised within the
+last `capacity` ids only. The price of refusing by time is lateness: an id
+older than what was forgotten is refused even if it is new (a writer whose
+clock is behind the others' by more than `capacity` events' worth of time).
 
 Forgetting whole blocks of a fixed count makes the rule depend only on the
 sequence admitted: a stream read live in batches of any size, or replayed,
@@ -106,23 +109,27 @@ class SeenIds:
         return True
 
     def first_times(self, event_ids: list[str], broker_ms: int) -> list[bool]:
-        """`first_time` for each id in turn; at C speed when all are new (the
-        common case: a replay's chunks)."""
-        forgotten = self.forgotten_up_to
-        if not (len(set(event_ids)) == len(event_ids) and self._ids.isdisjoint(event_ids)
-                and (not forgotten or min(event_ids, default="~")[:len(forgotten)] > forgotten)):
-            return [self.first_time(event_id, broker_ms) for event_id in event_ids]
-        # All new, and none can be TOO_OLD (the least id starts after what was
-        # forgotten): admitted block by block, as `admit` would one by one.
+        """`first_time` for each id in turn; at C speed where all are new (the
+        common case: a replay's chunks). Taken up to the next block's end at a
+        time: forgetting a block moves `forgotten_up_to`."""
+        verdicts: list[bool] = []
         rest = event_ids
         while rest:
-            taken, rest = rest[:BLOCK - len(self._open)], rest[BLOCK - len(self._open):]
-            self._ids.update(taken)
-            self._open.extend(taken)
-            self._open_broker_ms = max(self._open_broker_ms, broker_ms)
-            if len(self._open) == BLOCK:
-                self._close_block()
-        return [True] * len(event_ids)
+            room = BLOCK - len(self._open)
+            piece, rest = rest[:room], rest[room:]
+            forgotten = self.forgotten_up_to
+            if (len(set(piece)) == len(piece) and self._ids.isdisjoint(piece)
+                    and (not forgotten or min(piece)[:len(forgotten)] > forgotten)):
+                # All new, and none can be TOO_OLD: the least starts after what was forgotten.
+                self._ids.update(piece)
+                self._open.extend(piece)
+                self._open_broker_ms = max(self._open_broker_ms, broker_ms)
+                if len(self._open) == BLOCK:
+                    self._close_block()
+                verdicts.extend([True] * len(piece))
+            else:
+                verdicts.extend([self.first_time(event_id, broker_ms) for event_id in piece])
+        return verdicts
 
     def __len__(self) -> int:
         return len(self._ids)

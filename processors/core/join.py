@@ -81,9 +81,10 @@ class IdJoin:
 
     An id gives at most one pair: the predictions go through the duplicate
     rule (`predictions`), so each id's prediction is taken once, and a truth
-    for an id whose prediction was taken but no longer waits (it joined, or
-    expired) is refused as well. Truths are not ruled by their ids' times:
-    they may come in any order, days late.
+    is refused when its prediction can no longer join: taken and no longer
+    waiting (it joined, or expired), or older than what the rule forgot.
+    Otherwise truths may come in any order, days late: how late they come
+    does not matter, only whether their prediction still waits.
     """
 
     predictions: SeenIds

@@ -11,8 +11,8 @@ Its checkpoint holds the duplicate rule as it was after the last features
 event whose prediction (and all before it) is confirmed, with that offset;
 it is written at most once a second and whenever it is idle, before the
 offset is stored on the broker. A restart reads on from the checkpoint; with
-none, from the start of features, predicting again to rebuild the rule but
-publishing nothing the broker already has.
+none, from the start of features, to rebuild the rule, predicting only what
+the broker does not have yet.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ log = logging.getLogger("nnmon.model")
 IN_FLIGHT = 4
 # Storing an offset writes a record into the features stream: at 1,000
 # events/s a store per batch was a quarter of the broker's writes. Between
-# stores, a restarted model predicts again what it already published, and
-# does not send it again (see `_predictions`).
+# stores, a restarted model reads again what it already predicted, and
+# leaves out what the broker already has (see `_predictions`).
 STORE_EVERY_S = 1.0
 
 
@@ -181,11 +181,9 @@ async def _restore(consumer: rstream.Consumer, path: Path, features: str) -> _Re
     saved = checkpoint.load(path, (features,))
     if saved is not None:
         try:
-            offset = saved.streams[features]
-            if not isinstance(offset, int):
-                raise ValueError(f"offset {offset!r}")
+            offset = checkpoint.offset_in(saved, features)
             end = await last_position(consumer, features)
-            if end is not None and end.offset >= offset:
+            if offset is None or (end is not None and end.offset >= offset):
                 return _Reading(offset, seen_ids(saved.state["seen"]))
             log.warning("the checkpoint is past the end of %s (was it deleted and created again?): "
                         "reading it from the start", features)

@@ -25,6 +25,15 @@ class Checkpoint:
     state: dict[str, Any]
 
 
+def offset_in(saved: Checkpoint, stream: str) -> int | None:
+    """The last offset `saved` covers in `stream` (None: none read); raises
+    KeyError or ValueError for a damaged checkpoint."""
+    value = saved.streams[stream]
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise ValueError(f"offset {value!r} in checkpoint")
+
+
 def load(path: Path, streams: tuple[str, ...]) -> Checkpoint | None:
     """The checkpoint at `path` if it is readable and covers exactly `streams`."""
     try:

@@ -93,7 +93,6 @@ class JoinLimits:
         return IdJoin.from_state(state, ids.time_key, self.window_ms, self.max_pending)
 
 
-
 class JoinRunner:
     """One joined processor: `restore` its join, offsets and view from the
     checkpoint, `step` through batches of records, `checkpoint` now and
@@ -144,7 +143,7 @@ class JoinRunner:
         if saved is not None:
             try:
                 self.join = self.limits.restored_join(saved.state["join"])
-                self.offsets = {s: _offset(saved.streams[s]) for s in self.streams}
+                self.offsets = {s: checkpoint.offset_in(saved, s) for s in self.streams}
                 self.view = self.open_view(saved.state["view"])
                 return
             except ViewLost as lost:
@@ -305,14 +304,6 @@ async def _ahead_of_streams(consumer: rstream.Consumer, offsets: dict[str, int |
 
 def _save(path: Path, offsets: dict[str, int | None], join: IdJoin, view_state: dict[str, Any]) -> None:
     checkpoint.save(path, checkpoint.Checkpoint(dict(offsets), {"join": join.to_state(), "view": view_state}))
-
-
-def _offset(value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    raise ValueError(f"offset {value!r} in checkpoint")
 
 
 @dataclass(frozen=True)

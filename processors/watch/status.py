@@ -62,16 +62,19 @@ class ConsumerStatus:
     last: int | None  # the stream's last offset
     lag: int | None  # messages after `stored`
     behind_s: float | None  # age of the oldest unprocessed message; 0 when caught up
+    # It stored an offset, or left a checkpoint here (one that fails before
+    # its first store still ran).
+    ran: bool = True
 
     @property
     def never_ran(self) -> bool:
-        """No offset stored under this name: the processor never ran under this prefix."""
-        return self.stored is None and self.last is not None
+        """The processor never ran under this prefix (with these logs)."""
+        return not self.ran and self.last is not None
 
     def stale(self, threshold_s: float) -> bool:
         """Work has waited longer than `threshold_s` for a consumer that ran:
         it is not moving. (One that never ran is not stale, it is absent.)"""
-        return self.stored is not None and self.behind_s is not None and self.behind_s > threshold_s
+        return self.ran and self.behind_s is not None and self.behind_s > threshold_s
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,8 @@ async def collect(
                    if exists[stream] else StreamStatus(stream, exists=False) for stream in stream_names]
         ends = {s.name: s for s in streams}
         consumers = [await _consumer(consumer, processor, ends[getattr(names, stream)],
-                                     stored[processor, stream], now)
+                                     stored[processor, stream], now,
+                                     config.checkpoint_path(processor).exists())
                      for processor, stream in CONSUMERS]
     finally:
         await close_quietly(consumer)  # after a dropped connection rstream's close can raise
@@ -162,14 +166,16 @@ async def _stream(
 
 
 async def _consumer(
-    consumer: rstream.Consumer, processor: str, stream: StreamStatus, stored: int | None, now: float
+    consumer: rstream.Consumer, processor: str, stream: StreamStatus, stored: int | None, now: float,
+    checkpointed: bool,
 ) -> ConsumerStatus:
+    ran = stored is not None or checkpointed
     if not stream.exists:
-        return ConsumerStatus(processor, stream.name, None, None, None, None)
+        return ConsumerStatus(processor, stream.name, None, None, None, None, ran)
     if stream.first is None:  # empty: nothing to be behind on
-        return ConsumerStatus(processor, stream.name, stored, None, 0, 0.0)
+        return ConsumerStatus(processor, stream.name, stored, None, 0, 0.0, ran)
     if stream.last is None:  # the probe of its end got no answer in time: unknown
-        return ConsumerStatus(processor, stream.name, stored, None, None, None)
+        return ConsumerStatus(processor, stream.name, stored, None, None, None, ran)
     first = stream.first
     next_offset = first if stored is None else max(stored + 1, first)
     lag = stream.last - next_offset + 1
@@ -178,7 +184,7 @@ async def _consumer(
         oldest = await position_at(consumer, stream.name,
                                    ConsumerOffsetSpecification(OffsetType.OFFSET, next_offset), PROBE_WAIT_S)
         behind_s = None if oldest is None else max(now - oldest.timestamp_ms / 1000, 0.0)
-    return ConsumerStatus(processor, stream.name, stored, stream.last, max(lag, 0), behind_s)
+    return ConsumerStatus(processor, stream.name, stored, stream.last, max(lag, 0), behind_s, ran)
 
 
 def stream_bytes(data_dir: Path, vhost: str, stream: str) -> int | None:

@@ -80,7 +80,7 @@ class Watch:
             await asyncio.sleep(period_s)
             now, slept = time.monotonic(), time.monotonic() - woke
             woke = now
-            if slept > 5 * period_s:
+            if slept > period_s + min(bound for _, bound in self._guarded) / 3:
                 continue  # the event loop itself was held up: nothing was read, nothing is known
             silent = [dead_after_s for entity, dead_after_s in self._guarded for client in connections(entity)
                       if (heard := last_heard(client)) is not None and now - heard > dead_after_s]

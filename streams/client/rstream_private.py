@@ -23,7 +23,7 @@ an upgrade fails here, loudly, not somewhere deep in a processor.
 - Noticing silence: rstream only logs when heartbeats stop, and its reads
   have no deadline, so a silent network or a stopped broker left processors
   waiting for about 15 minutes. `connections` and `last_heard` let
-  `silence.Silence` see how long each connection has heard nothing, and
+  `connection.Watch` see how long each connection has heard nothing, and
   `cut` aborts one, which rstream then reports as closed.
 """
 
@@ -53,7 +53,7 @@ if not rstream.__version__.startswith(TESTED_VERSION):
 PRIVATE_NAMES = frozenset({
     "CHUNK_SIZE", "read_frame", "_conn", "_reader", "_buffer", "_write_frame_raw", "_lock",
     "_get_or_create_publisher", "_subscribers", "_on_deliver", "_remove_stream_from_client",
-    "_clients", "_pool", "_default_client", "_Subscriber", "_last_heartbeat", "_writer",
+    "_clients", "_pool", "_default_client", "_Subscriber", "_last_heartbeat", "_heartbeat", "_writer",
 })
 
 
@@ -127,10 +127,12 @@ def connections(entity: rstream.Consumer | rstream.Producer) -> list[Client]:
 
 
 def last_heard(client: Client) -> float | None:
-    """When (time.monotonic) the connection last received a frame, a
-    heartbeat included; None while it is still being set up."""
+    """When (time.monotonic) the connection last received a whole frame, a
+    heartbeat included; None where silence says nothing: before the
+    connection's tuning, or with heartbeats switched off (a broker whose
+    `stream.heartbeat` is 0)."""
     heard = client._last_heartbeat  # rstream stamps it on every frame read
-    return heard or None
+    return heard if heard and client._heartbeat else None
 
 
 def cut(client: Client) -> None:

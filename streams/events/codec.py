@@ -15,6 +15,7 @@ import functools
 import json
 import math
 import re
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,11 +192,12 @@ def decode(data: bytes, stream_type: str | None = None, broker_ms: int | None = 
     body = _json_body(raw_body)
     if type(created_ms) is not int:
         raise MalformedEvent("creation_time is missing")
-    if "id" not in body and isinstance(message_id, str):
-        body["id"] = message_id
+    message_text = _message_id_text(message_id)
+    if "id" not in body and message_text is not None:
+        body["id"] = message_text
     event_id = _id(body, "id")
-    if message_id is not None and str(message_id) != event_id:
-        raise MalformedEvent(f"message_id {str(message_id)!r} differs from the body's id {event_id!r}")
+    if message_text is not None and message_text != event_id:
+        raise MalformedEvent(f"message_id {message_text!r} differs from the body's id {event_id!r}")
     if event_type == "features":
         return FeaturesEvent(event_id, _row(body), _features(body), created_ms)
     if event_type == "y_true":
@@ -210,6 +212,21 @@ def decode(data: bytes, stream_type: str | None = None, broker_ms: int | None = 
     if event_type is None:
         raise MalformedEvent("event_type is missing, and the stream does not say it")
     raise MalformedEvent(f"unknown event_type {event_type!r}")
+
+
+def _message_id_text(message_id: object) -> str | None:
+    """A message_id as the text an event id is: AMQP allows a string, binary,
+    a uuid or an unsigned long."""
+    if message_id is None or isinstance(message_id, str):
+        return message_id
+    if isinstance(message_id, bytes):
+        try:
+            return message_id.decode()
+        except UnicodeDecodeError:
+            raise MalformedEvent("message_id is binary that is not UTF-8") from None
+    if isinstance(message_id, (int, uuid.UUID)) and not isinstance(message_id, bool):
+        return str(message_id)
+    raise MalformedEvent(f"message_id of type {type(message_id).__name__}")
 
 
 UNKNOWN_MODEL = "unknown"  # the model_version of a prediction that names none

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import os
+import uuid
 from typing import Any
 
 import pytest
@@ -245,6 +246,15 @@ def test_a_message_id_that_contradicts_the_body_is_refused() -> None:
     with pytest.raises(MalformedEvent, match="message_id 'b' differs from the body's id 'a'"):
         decode(crafted(b'{"id":"a","y_true":1.0}', message_id="b"))
     assert decode(crafted(b'{"id":"a","y_true":1.0}', message_id="a")) == TruthEvent("a", 1.0, CREATED_MS)
+
+
+@pytest.mark.parametrize("message_id", [b"order-1", 17, uuid.UUID("0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b")],
+                         ids=["binary", "ulong", "uuid"])
+def test_a_message_id_of_another_amqp_type_is_read_as_text(message_id: object) -> None:
+    message = bytes(AMQPMessage(body=b'{"y_true":1.0}', properties=Properties(
+        message_id=message_id, creation_time=CREATED_MS)))  # type: ignore[arg-type]
+    text = message_id.decode() if isinstance(message_id, bytes) else str(message_id)
+    assert decode(message, "y_true") == TruthEvent(text, 1.0, CREATED_MS)
 
 
 def test_the_message_id_is_the_id_of_a_body_without_one() -> None:

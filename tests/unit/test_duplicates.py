@@ -119,13 +119,17 @@ def test_checkpoints_anywhere_change_nothing(choices: list[int], cuts: set[int])
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.lists(st.integers(0, 60), max_size=700), max_size=12))
 def test_a_chunk_at_once_gives_what_one_id_at_a_time_gives(chunks: list[list[int]]) -> None:
-    made = generator()
-    written = [made.next_id() for _ in range(sum(map(len, chunks)))]
+    """Ids from two writers, one 2 s behind the other (out of time order),
+    with repeats."""
+    ahead, behind = generator(NOW_MS + 2000), generator(NOW_MS)
+    written = [(ahead if n % 3 else behind).next_id() for n in range(sum(map(len, chunks)))]
     at_once, one_by_one, n = rule(blocks=1), rule(blocks=1), 0
     for chunk in chunks:
         event_ids = []
         for c in chunk:  # mostly new ids, some repeats from any distance back
             event_ids.append(written[max(0, n - c * 40)] if c > 50 else written[n])
             n += 1
-        assert at_once.first_times(event_ids, NOW_MS) == [one_by_one.first_time(i, NOW_MS) for i in event_ids]
+        broker_ms = NOW_MS + 10_000
+        assert at_once.first_times(event_ids, broker_ms) == [one_by_one.first_time(i, broker_ms)
+                                                             for i in event_ids]
     assert at_once == one_by_one
