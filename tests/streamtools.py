@@ -153,6 +153,11 @@ class Pipeline:
     def rows(self) -> int:
         return self._rows.rows()
 
+    def log_text(self) -> str:
+        """What the processes have logged so far."""
+        self.log.flush()
+        return (self.config.logs_dir.parent / "processes.log").read_text()
+
     def stop(self) -> None:
         for process in self.processes.values():
             if process.poll() is None:
@@ -160,3 +165,42 @@ class Pipeline:
         for process in self.processes.values():
             process.wait(timeout=30)
         self.log.close()
+
+
+def run_through(config: PipelineConfig, disturb: Callable[[Pipeline], None], events: int = 1500,
+                env: dict[str, str] | None = None) -> str:
+    """features (an event every 10 ms, `events` in all), model and metric
+    as processes; `disturb(pipeline)` once 200 rows are in; then on until
+    every row is in the CSV, with model and metric running throughout.
+    Checks that every event gave exactly one row and one prediction; the
+    processes' log."""
+    config.logs_dir.mkdir(parents=True, exist_ok=True)
+    pipeline = Pipeline(config)
+    pipeline.env.update(env or {})
+    try:
+        pipeline.start("model")
+        pipeline.start("metric")
+        pipeline.start("features", "--interval", "0.01", "--count", str(events))
+        deadline = time.monotonic() + 60
+        while pipeline.rows() < 200:
+            assert time.monotonic() < deadline, "the pipeline never got going"
+            time.sleep(0.1)
+        disturb(pipeline)
+        deadline = time.monotonic() + 180
+        while pipeline.rows() < events:
+            assert time.monotonic() < deadline, f"stuck at {pipeline.rows()} of {events} rows"
+            assert all(p.poll() is None for n, p in pipeline.processes.items() if n != "features")
+            time.sleep(0.2)
+        time.sleep(2)  # room for a wrong extra row to show up
+        assert pipeline.processes["features"].wait(timeout=60) == 0
+    finally:
+        pipeline.stop()
+    ids = [line.split(",")[0] for line in config.csv_path.read_text().splitlines()[1:]]
+    assert len(ids) == len(set(ids)) == events
+    truths = asyncio.run(read_stream(config.broker, config.names.y_true, events))
+    assert set(ids) == {codec.decode(data).id for _, data in truths}
+    assert asyncio.run(stream_length(config.broker, config.names.y_true)) == events
+    assert asyncio.run(stream_length(config.broker, config.names.y_pred)) == events
+    logs = (config.logs_dir.parent / "processes.log").read_text()
+    assert "Traceback" not in logs
+    return logs

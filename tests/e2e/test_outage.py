@@ -4,7 +4,6 @@ ends with every row exactly once."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import subprocess
 import time
@@ -12,8 +11,7 @@ import time
 import pytest
 
 from nnmon.processors.run.config import PipelineConfig
-from nnmon.streams.events import codec
-from tests.streamtools import Pipeline, read_stream, stream_length
+from tests.streamtools import Pipeline, run_through
 
 EVENTS = 1500
 
@@ -40,36 +38,10 @@ def outage() -> object:
 
 
 def test_processors_ride_out_a_broker_outage(config: PipelineConfig, outage) -> None:  # type: ignore[no-untyped-def]
-    config.logs_dir.mkdir(parents=True)
-    pipeline = Pipeline(config)
-    try:
-        pipeline.start("model")
-        pipeline.start("metric")
-        pipeline.start("features", "--interval", "0.01", "--count", str(EVENTS))
-        deadline = time.monotonic() + 60
-        while pipeline.rows() < 200:
-            assert time.monotonic() < deadline, "the pipeline never got going"
-            time.sleep(0.1)
+    def stop_for_15_s(_: Pipeline) -> None:
         outage()
         time.sleep(15)
         rabbitmqctl("start_app")
         rabbitmqctl("await_startup")
-        deadline = time.monotonic() + 180
-        while pipeline.rows() < EVENTS:
-            assert time.monotonic() < deadline, f"stuck at {pipeline.rows()} of {EVENTS} rows"
-            assert all(p.poll() is None for n, p in pipeline.processes.items() if n != "features")
-            time.sleep(0.2)
-        time.sleep(2)
-        assert pipeline.processes["features"].wait(timeout=60) == 0
-    finally:
-        pipeline.stop()
 
-    ids = [line.split(",")[0] for line in config.csv_path.read_text().splitlines()[1:]]
-    assert len(ids) == len(set(ids)) == EVENTS
-    truths = asyncio.run(read_stream(config.broker, config.names.y_true, EVENTS))
-    assert set(ids) == {codec.decode(data).id for _, data in truths}
-    assert asyncio.run(stream_length(config.broker, config.names.y_true)) == EVENTS
-    assert asyncio.run(stream_length(config.broker, config.names.y_pred)) == EVENTS
-
-    logs = (config.logs_dir.parent / "processes.log").read_text()
-    assert "retrying in" in logs and "Traceback" not in logs
+    assert "retrying in" in run_through(config, stop_for_15_s, EVENTS)

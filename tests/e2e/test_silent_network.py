@@ -11,7 +11,6 @@ Either way the CSV ends with every row exactly once."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
@@ -24,7 +23,7 @@ import pytest
 
 from nnmon.processors.run.config import PipelineConfig
 from nnmon.streams.settings import BrokerSettings
-from tests.streamtools import Pipeline, stream_length
+from tests.streamtools import Pipeline, run_through
 
 EVENTS = 1500
 DEAD_AFTER_S = 6.0
@@ -86,44 +85,21 @@ def black_hole() -> Iterator[Callable[[list[int], int], None]]:
 def test_a_black_hole_is_noticed_within_the_bound_and_nothing_is_lost_or_doubled(
     config: PipelineConfig, black_hole: Callable[[list[int], int], None], victim: str,
 ) -> None:
-    config.logs_dir.mkdir(parents=True)
-    pipeline = Pipeline(config)
-    pipeline.env["NNMON_DEAD_AFTER"] = str(DEAD_AFTER_S)
-    log_path = config.logs_dir.parent / "processes.log"
-    try:
-        pipeline.start("model")
-        pipeline.start("metric")
-        pipeline.start("features", "--interval", "0.01", "--count", str(EVENTS))
-        deadline = time.monotonic() + 60
-        while pipeline.rows() < 200:
-            assert time.monotonic() < deadline, "the pipeline never got going"
-            time.sleep(0.1)
+    line = noticed(victim)
+
+    def hole(pipeline: Pipeline) -> None:
         ports = broker_ports(pipeline.processes[victim].pid, config.broker.port)
         assert ports, f"{victim} has no connection to the broker"
         black_hole(ports, config.broker.port)
         holed_at = time.monotonic()
-        line = noticed(victim)
-        while not line.search(log_path.read_text()):
+        while not line.search(pipeline.log_text()):
             assert time.monotonic() - holed_at < NOTICED_WITHIN_S, (
                 f"{victim} did not notice the black hole within {NOTICED_WITHIN_S} s")
             time.sleep(0.2)
         time.sleep(max(0.0, HOLE_S - (time.monotonic() - holed_at)))
-        deadline = time.monotonic() + 120
-        while pipeline.rows() < EVENTS:
-            assert time.monotonic() < deadline, f"stuck at {pipeline.rows()} of {EVENTS} rows"
-            assert all(p.poll() is None for n, p in pipeline.processes.items() if n != "features")
-            time.sleep(0.2)
-        time.sleep(2)  # room for a wrong extra row to show up
-        assert pipeline.processes["features"].wait(timeout=60) == 0
-    finally:
-        pipeline.stop()
 
-    logs = log_path.read_text()
+    logs = run_through(config, hole, EVENTS, {"NNMON_DEAD_AFTER": str(DEAD_AFTER_S)})
     assert len(line.findall(logs)) == 1, "one line for one dead connection"
-    assert "Traceback" not in logs
-    ids = [line.split(",")[0] for line in config.csv_path.read_text().splitlines()[1:]]
-    assert len(ids) == len(set(ids)) == EVENTS
-    assert asyncio.run(stream_length(config.broker, config.names.y_pred)) == EVENTS
 
 
 @pytest.fixture
@@ -144,40 +120,16 @@ def frozen_broker(broker: BrokerSettings) -> Iterator[Callable[[], None]]:
 def test_a_frozen_broker_is_noticed_by_every_processor(
     config: PipelineConfig, frozen_broker: Callable[[], None],
 ) -> None:
-    config.logs_dir.mkdir(parents=True)
-    pipeline = Pipeline(config)
-    pipeline.env["NNMON_DEAD_AFTER"] = str(DEAD_AFTER_S)
-    log_path = config.logs_dir.parent / "processes.log"
-    try:
-        pipeline.start("model")
-        pipeline.start("metric")
-        pipeline.start("features", "--interval", "0.01", "--count", str(EVENTS))
-        deadline = time.monotonic() + 60
-        while pipeline.rows() < 200:
-            assert time.monotonic() < deadline, "the pipeline never got going"
-            time.sleep(0.1)
+    def freeze(pipeline: Pipeline) -> None:
         frozen_broker()
-        frozen_at = time.monotonic()
-        waiting = {"model", "metric", "features"}
+        frozen_at, waiting = time.monotonic(), {"model", "metric", "features"}
         while True:
-            logs = log_path.read_text()
+            logs = pipeline.log_text()
             waiting = {p for p in waiting if not noticed(p).search(logs)}
             if not waiting:
                 break
             assert time.monotonic() - frozen_at < NOTICED_WITHIN_S, f"{sorted(waiting)} did not notice"
             time.sleep(0.2)
         os.kill(broker_pid(config.broker.port), signal.SIGCONT)
-        deadline = time.monotonic() + 120
-        while pipeline.rows() < EVENTS:
-            assert time.monotonic() < deadline, f"stuck at {pipeline.rows()} of {EVENTS} rows"
-            assert all(p.poll() is None for n, p in pipeline.processes.items() if n != "features")
-            time.sleep(0.2)
-        time.sleep(2)
-        assert pipeline.processes["features"].wait(timeout=60) == 0
-    finally:
-        pipeline.stop()
 
-    assert "Traceback" not in log_path.read_text()
-    ids = [line.split(",")[0] for line in config.csv_path.read_text().splitlines()[1:]]
-    assert len(ids) == len(set(ids)) == EVENTS
-    assert asyncio.run(stream_length(config.broker, config.names.y_pred)) == EVENTS
+    run_through(config, freeze, EVENTS, {"NNMON_DEAD_AFTER": str(DEAD_AFTER_S)})
