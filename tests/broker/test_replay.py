@@ -117,7 +117,9 @@ async def first_offset_of(config: PipelineConfig) -> int:
     from nnmon.streams.read.reader import position_at
 
     async with open_consumer(config.broker, "nnmon-tests") as consumer:
-        first = await position_at(consumer, config.names.y_true, parse_start("first"))
+        # A generous wait: on a loaded machine the probe's default (2 s) was
+        # seen to pass without the stream's first chunk.
+        first = await position_at(consumer, config.names.y_true, parse_start("first"), wait_s=10)
     assert first is not None
     return first.offset
 
