@@ -101,6 +101,14 @@ class SeenIds:
                 return key
         return ""
 
+    def refusal(self, verdict: Verdict, kind: str, remembered: str, event_id: str) -> str:
+        """Why an event of `kind` whose verdict is not NEW is refused
+        (`remembered`: what the rule holds, in the plural)."""
+        if verdict is Verdict.REPEATED:
+            return f"duplicate {kind} for id {event_id}"
+        return (f"{kind} for id {event_id} is older than the last {self.capacity} {remembered} "
+                "remembered: a repeat, or too late to tell")
+
     def first_time(self, event_id: str, broker_ms: int) -> bool:
         """Admit `event_id` if it is new; whether it was."""
         if self.verdict(event_id, broker_ms) is not Verdict.NEW:

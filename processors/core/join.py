@@ -123,9 +123,7 @@ class IdJoin:
         if verdict is Verdict.NEW:
             return None
         if side is Side.PREDICTION:
-            return (f"duplicate y_pred for id {event_id}" if verdict is Verdict.REPEATED else
-                    f"y_pred for id {event_id} is older than the last {self.predictions.capacity} "
-                    "predictions remembered: a repeat, or too late to tell")
+            return self.predictions.refusal(verdict, "y_pred", "predictions", event_id)
         return (f"duplicate y_true for id {event_id}: its prediction already joined or expired"
                 if verdict is Verdict.REPEATED else
                 f"y_true for id {event_id} comes after its prediction was forgotten "

@@ -206,11 +206,8 @@ def _predictions(records: list[Record], work: _Predicting, ids: IdGenerator, see
         if event is None:
             continue
         verdict = seen.verdict(event.id, record.timestamp_ms)
-        if verdict is Verdict.REPEATED:
-            intake.reject(record, f"duplicate features event for id {event.id}")
-        elif verdict is Verdict.TOO_OLD:
-            intake.reject(record, f"features event {event.id} is older than the last {seen.capacity} "
-                                  "features remembered: a repeat, or too late to tell")
+        if verdict is not Verdict.NEW:
+            intake.reject(record, seen.refusal(verdict, "features event", "features events", event.id))
         elif event.features.keys() >= predictor.feature_set:
             seen.admit(event.id, record.timestamp_ms)
             if record.offset + 1 > published:
