@@ -90,6 +90,16 @@ class StreamNames:
         """Where processors put messages they cannot use, with the reason."""
         return f"{self.prefix}rejected"
 
+    @property
+    def quality(self) -> str:
+        """Closed windows' quality, published by metric."""
+        return f"{self.prefix}quality"
+
+    @property
+    def alerts(self) -> str:
+        """Alert rules firing and resolving, published by metric."""
+        return f"{self.prefix}alerts"
+
     def consumer(self, processor: str) -> str:
         """The server-side offset tracking name of a processor's consumer."""
         return f"{self.prefix}{processor}"

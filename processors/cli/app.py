@@ -88,6 +88,34 @@ JOIN_OPTIONS = (
             "Most ids waiting for their other half, per side.", min=1),
 )
 
+QUALITY_OPTIONS = (
+    _option(60.0, "--window", "NNMON_WINDOW",
+            "Seconds of prediction time per quality window (tumbling, aligned to the epoch)."),
+    _option(30.0, "--allowed-lateness", "NNMON_ALLOWED_LATENESS",
+            "Seconds a window stays open past its end for rows that come late."),
+    _option(NO_FILE, "--rules", "NNMON_RULES",
+            "Alert rules (TOML, [[rule]] tables); default: the built-in rules.", show_default=False),
+    _option(NO_FILE, "--reference-file", "NNMON_REFERENCE_FILE",
+            "Reference quality from a file of y_true,y_pred (CSV or Parquet); "
+            "default: the built-in model on the data set it was fitted on.", show_default=False),
+    _option("", "--reference-from", "NNMON_REFERENCE_FROM",
+            "Reference quality from the history of y_true from here (as replay's --from-offset).",
+            show_default=False),
+    _option(-1, "--reference-to", "NNMON_REFERENCE_TO",
+            "Last y_true offset of the reference range (default: the stream's end).", show_default=False),
+)
+
+
+def _quality_options(common: dict[str, Any]) -> Any:
+    from nnmon.processors.shell.quality_setup import QualityOptions
+
+    def file(path: Path) -> Path | None:
+        return None if path == NO_FILE else path
+
+    return QualityOptions(common["window"], common["allowed_lateness"], file(common["rules"]),
+                          file(common["reference_file"]), common["reference_from"] or None,
+                          None if common["reference_to"] < 0 else common["reference_to"])
+
 
 def pipeline_command(*extra: inspect.Parameter) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Give a command the common options (plus `extra`); it receives them as
@@ -99,7 +127,7 @@ def pipeline_command(*extra: inspect.Parameter) -> Callable[[Callable[..., Any]]
         added = _without_clash(COMMON_OPTIONS, parameters) + extra
         added_names = {p.name for p in added}
         passed_on = [p.name for p in extra if p.name in parameters]
-        supplied = {"config", "limits", *passed_on}  # made by the wrapper from the options
+        supplied = {"config", "limits", "quality", *passed_on}  # made by the wrapper from the options
         own = [p for p in parameters.values() if p.name not in supplied]
 
         @functools.wraps(command)
@@ -125,6 +153,8 @@ def pipeline_command(*extra: inspect.Parameter) -> Callable[[Callable[..., Any]]
             )
             if "join_window" in common:
                 values["limits"] = JoinLimits(common["join_window"], common["max_pending"])
+            if "window" in common:
+                values["quality"] = _quality_options(common)
             values.update({name: common[name] for name in passed_on})
             try:
                 status = command(config=config, **values)
@@ -205,12 +235,15 @@ def model(
 
 
 @app.command()
-@pipeline_command(*JOIN_OPTIONS)
-def metric(config: PipelineConfig, limits: JoinLimits) -> None:
-    """Join y_true and y_pred by id and append rows to metric_log.csv."""
+@pipeline_command(*JOIN_OPTIONS, *QUALITY_OPTIONS)
+def metric(config: PipelineConfig, limits: JoinLimits, quality: Any) -> None:
+    """Join y_true and y_pred by id, append rows to metric_log.csv, close quality
+    windows (metric_windows.csv, the quality and alerts streams)."""
     from nnmon.processors.pipeline.metric import run_metric
+    from nnmon.processors.replay.reference import quality_settings
 
-    run_until_stopped(lambda stop: run_metric(config, stop, limits))
+    settings = asyncio.run(quality_settings(config, quality))
+    run_until_stopped(lambda stop: run_metric(config, stop, limits, settings))
 
 
 @app.command()

@@ -46,6 +46,7 @@ class Pair:
     # How much later the broker stored the prediction than the truth: how
     # far y_true runs ahead of y_pred (see RecordReader.follow).
     prediction_lag_ms: int = field(default=0, compare=False)
+    prediction_ms: int = field(default=0, compare=False)  # when the broker stored the prediction
 
     @property
     def absolute_error(self) -> float:
@@ -112,7 +113,8 @@ class IdJoin:
             return None
         self.counts.joined += 1
         truth, prediction = (half, partner) if side is Side.TRUTH else (partner, half)
-        return Pair(event_id, truth.value, prediction.value, prediction.event_ms - truth.event_ms)
+        return Pair(event_id, truth.value, prediction.value, prediction.event_ms - truth.event_ms,
+                    prediction.event_ms)
 
     def _refusal(self, side: Side, event_id: str, broker_ms: int) -> str | None:
         if event_id in self.pending[side]:

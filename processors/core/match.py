@@ -65,7 +65,8 @@ def match(truths: list[ChunkValues], predictions: list[ChunkValues], since_ms: i
         matched = [value is not None for value in y_pred]
         ids, y_true = _compress(ids, matched), _compress(y_true, matched)
         y_pred = _compress(y_pred, matched)
-    rows, overflowing = _finite_rows(Rows.joined(ids, y_true, cast(list[float], y_pred)))
+    stored_ms = list(map(_first_times(predictions).__getitem__, ids))
+    rows, overflowing = _finite_rows(Rows.joined(ids, y_true, cast(list[float], y_pred), stored_ms))
     unmatched = _first_halves(truths, prediction_of) if len(ids) < len(truth_ids) else {}
     waiting = {} if len(ids) == len(prediction_of) else {
         i: half for i, half in _first_halves(predictions, truth_ids).items() if half.event_ms >= since_ms}
@@ -102,6 +103,13 @@ def _first_values(read: list[ChunkValues]) -> dict[str, float]:
     return dict(zip(keys, values))
 
 
+def _first_times(read: list[ChunkValues]) -> dict[str, int]:
+    """Each key's chunk time where it was first read."""
+    keys = itertools.chain.from_iterable(reversed(v.keys) for v in reversed(read))
+    times = itertools.chain.from_iterable(itertools.repeat(v.event_ms, len(v.keys)) for v in reversed(read))
+    return dict(zip(keys, times))
+
+
 def _first_halves(read: list[ChunkValues], without: Container[str]) -> dict[str, Half]:
     """Each key not in `without`, with its value, offset and time where it was first read."""
     halves: dict[str, Half] = {}
@@ -118,7 +126,7 @@ def _finite_rows(rows: Rows) -> tuple[Rows, list[str]]:
     if finite.all():
         return rows, []
     kept = finite.tolist()
-    columns = (rows.ids, rows.y_true, rows.y_pred, rows.absolute_error)
+    columns = (rows.ids, rows.y_true, rows.y_pred, rows.absolute_error, rows.prediction_ms)
     return (Rows(*(_compress(column, kept) for column in columns)),
             [i for i, ok in zip(rows.ids, kept) if not ok])
 

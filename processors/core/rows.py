@@ -7,7 +7,7 @@ as the very same float, so the CSV holds exactly what was computed.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import orjson
@@ -26,20 +26,24 @@ class Rows:
     y_true: list[float]
     y_pred: list[float]
     absolute_error: list[float]
+    # When the broker stored each row's prediction (ms since the epoch), for
+    # the rows' prediction times (not a column of the log).
+    prediction_ms: list[int] = field(default_factory=list)
 
     @classmethod
     def of(cls, pairs: Sequence[Pair]) -> Rows:
         return cls([p.id for p in pairs], [p.y_true for p in pairs], [p.y_pred for p in pairs],
-                   [p.absolute_error for p in pairs])
+                   [p.absolute_error for p in pairs], [p.prediction_ms for p in pairs])
 
     @classmethod
-    def joined(cls, ids: list[str], y_true: list[float], y_pred: list[float]) -> Rows:
+    def joined(cls, ids: list[str], y_true: list[float], y_pred: list[float],
+               prediction_ms: list[int] | None = None) -> Rows:
         """The rows of these ids and values, their errors computed at once
         (numpy's subtraction and absolute value are IEEE's, as Python's are).
         An error that overflows is infinite, as in Python, and not warned of."""
         with np.errstate(over="ignore", invalid="ignore"):
             errors = np.abs(np.subtract(y_true, y_pred))
-        return cls(ids, y_true, y_pred, errors.tolist())
+        return cls(ids, y_true, y_pred, errors.tolist(), [] if prediction_ms is None else prediction_ms)
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -140,9 +140,13 @@ class Windows:
         if int(state["window_ms"]) != window_ms or int(state["lateness_ms"]) != lateness_ms:
             raise ValueError("the windows were cut at another --window or --allowed-lateness")
         windows = cls(window_ms, lateness_ms)
-        windows.watermark_ms = None if state["watermark_ms"] is None else int(state["watermark_ms"])
-        windows.closed_before_ms = None if state["closed_before_ms"] is None else int(state["closed_before_ms"])
+        windows.watermark_ms = _time_or_none(state["watermark_ms"])
+        windows.closed_before_ms = _time_or_none(state["closed_before_ms"])
         windows.late_rows = int(state["late_rows"])
         windows._late_since_close = int(state["late_since_close"])
         windows.open = {int(start): Quality.from_state(q) for start, q in state["open"]}
         return windows
+
+
+def _time_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)

@@ -1,4 +1,5 @@
-"""`metric`: joins y_true and y_pred by id and appends rows to the metric log."""
+"""`metric`: joins y_true and y_pred by id, appends rows to the metric log,
+and closes quality windows (metric_windows.csv, the quality and alerts streams)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,18 @@ import logging
 from typing import Any
 
 from nnmon.processors.run.config import PipelineConfig
-from nnmon.processors.shell.csv_log import CsvLog
 from nnmon.processors.shell.joined import JoinLimits, JoinRunner
 from nnmon.processors.shell.lock import view_lock
+from nnmon.processors.shell.windows_log import MetricViews, QualitySettings, open_metric_views
 
 log = logging.getLogger("nnmon.metric")
 
 
-async def run_metric(config: PipelineConfig, stop: asyncio.Event, limits: JoinLimits) -> None:
-    def open_view(state: dict[str, Any] | None) -> CsvLog:
-        return CsvLog(config.csv_path, state)
+async def run_metric(config: PipelineConfig, stop: asyncio.Event, limits: JoinLimits,
+                     quality: QualitySettings) -> None:
+    def open_view(state: dict[str, Any] | None) -> MetricViews:
+        return open_metric_views(config.csv_path, config.windows_path, quality, config.names, state)
 
     with view_lock(config, "metric"):
-        await JoinRunner(config, "metric", open_view, limits, log, publish_rejects=True).run(stop)
+        await JoinRunner(config, "metric", open_view, limits, log, publish_rejects=True,
+                         outputs=(config.names.quality, config.names.alerts)).run(stop)

@@ -53,6 +53,9 @@ class HistogramView:
     def write(self, pairs: list[Pair]) -> None:
         self.histogram.add(p.absolute_error for p in pairs)
 
+    def outgoing(self) -> dict[str, list[Any]]:
+        return {}  # a picture only
+
     def sync(self) -> None:
         """Nothing to do: the histogram lives in the checkpoint."""
 

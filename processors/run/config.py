@@ -23,6 +23,10 @@ class PipelineConfig:
         return self.logs_dir / "metric_log.csv"
 
     @property
+    def windows_path(self) -> Path:
+        return self.logs_dir / "metric_windows.csv"
+
+    @property
     def png_path(self) -> Path:
         return self.logs_dir / "error_distribution.png"
 

@@ -1,19 +1,14 @@
-"""The metric log: a CSV file of joined rows, appended to and flushed per batch.
-
-The file is a view of the streams. Its length in bytes goes into the metric's
-checkpoint; on start, anything beyond that length (rows written after the
-last checkpoint, or a row cut in half by a kill) is cut off, and the streams
-give those rows again.
-"""
+"""The metric log: a CSV file of joined rows, appended to and flushed per
+batch, a view of the streams (see `appended`)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from nnmon.processors.core.join import Pair
 from nnmon.processors.core.rows import HEADER, Rows, format_rows
+from nnmon.processors.shell.appended import AppendedFile, FileLost
 from nnmon.processors.shell.atomic import write_atomically
 from nnmon.processors.shell.joined import ViewLost
 
@@ -22,42 +17,26 @@ class CsvLog:
     def __init__(self, path: Path, state: dict[str, Any] | None) -> None:
         """Open `path` for appending, keeping the bytes `state` accounts for;
         with no state, start the file afresh with just the header."""
-        keep = int(state["csv_bytes"]) if state else 0
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        # Unbuffered: each batch goes out whole in one write, and after a
-        # failed one (disk full) the file can be cut back to its last row.
-        self._file = open(path, "a+b", buffering=0)
-        if os.fstat(self._file.fileno()).st_size < keep:
-            self._file.close()
-            raise ViewLost(f"{path} is shorter than its checkpoint says")
-        if keep == 0:
-            self._file.truncate(0)
-            self._file.write(HEADER.encode())
-        else:
-            self._file.truncate(keep)
-        self._file.seek(0, os.SEEK_END)
-        self._file.flush()
+        try:
+            self._file = AppendedFile(path, HEADER.encode(), int(state["csv_bytes"]) if state else 0)
+        except FileLost as lost:
+            raise ViewLost(str(lost)) from None
 
     def write(self, pairs: list[Pair]) -> None:
-        rows = format_rows(Rows.of(pairs)).encode()
-        start = self._file.tell()
-        try:
-            while rows:
-                written = self._file.write(rows) or 0
-                rows = rows[written:]
-        except OSError as error:
-            os.ftruncate(self._file.fileno(), start)  # no partial row left behind
-            raise OSError(error.errno, error.strerror, str(self.path)) from None
+        self.write_rows(Rows.of(pairs))
+
+    def write_rows(self, rows: Rows) -> None:
+        self._file.append(format_rows(rows).encode())
+
+    def outgoing(self) -> dict[str, list[Any]]:
+        return {}  # a file only
 
     def sync(self) -> None:
-        try:
-            os.fsync(self._file.fileno())
-        except OSError as error:
-            raise OSError(error.errno, error.strerror, str(self.path)) from None
+        self._file.sync()
 
     def state(self) -> dict[str, Any]:
-        return self.state_of(self._file.tell())
+        return self.state_of(self._file.size())
 
     @staticmethod
     def state_of(size: int) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from nnmon.processors.shell.counts import CountsFile
 from nnmon.processors.shell.duplicates import seen_ids
 from nnmon.processors.shell.intake import Intake
 from nnmon.streams.client.connection import Watch, open_consumer, open_producer
-from nnmon.streams.client.publisher import ConfirmedPublisher
+from nnmon.streams.client.publisher import ConfirmedPublisher, Outgoing
 from nnmon.streams.client.topology import declare_streams
 from nnmon.streams.events import chunks, codec, ids
 from nnmon.streams.read.merge import Record
@@ -59,6 +59,9 @@ class View(Protocol):
     """Where joined pairs go."""
 
     def write(self, pairs: list[Pair]) -> None: ...
+
+    def outgoing(self) -> dict[str, list[Outgoing]]:
+        """Events (derived facts) to publish, per stream, before the checkpoint."""
 
     def sync(self) -> None:
         """Make everything written so far durable."""
@@ -100,6 +103,9 @@ class JoinRunner:
 
     With `publish_rejects`, unusable messages are copied to the rejected
     stream (one processor per pipeline should, or each reject shows twice).
+    The view's `outgoing` events go to `outputs` (streams it declares),
+    published under the processor's name: the view sets publishing ids the
+    broker deduplicates by.
     With `rest_s`, a batch of a mere trickle of records is followed by a rest
     of that long, so that what comes next is read in one big batch: for a
     view that is redrawn every few seconds, not one that must be up to the
@@ -112,7 +118,7 @@ class JoinRunner:
     def __init__(
         self, config: PipelineConfig, processor: str, open_view: OpenView, limits: JoinLimits,
         log: logging.Logger, publish_rejects: bool = False, rest_s: float = 0.0,
-        checkpoint_every_s: float = 1.0,
+        checkpoint_every_s: float = 1.0, outputs: tuple[str, ...] = (),
     ) -> None:
         self.config = config
         self.processor = processor
@@ -122,6 +128,7 @@ class JoinRunner:
         self.publish_rejects = publish_rejects
         self.rest_s = rest_s
         self.checkpoint_every_s = checkpoint_every_s
+        self.outputs = outputs
         names = config.names
         self.streams = (names.y_true, names.y_pred)
         self.path = config.checkpoint_path(processor)
@@ -176,11 +183,16 @@ class JoinRunner:
                              self.join.counts.expired, expired[0].side.value, expired[0].id)
         return pairs
 
-    async def checkpoint(self, consumer: rstream.Consumer, rejects: ConfirmedPublisher) -> None:
-        """Make the view durable, write the checkpoint, then store the
-        offsets on the broker (rejects are published before, so a crash
-        repeats a reject, never loses it)."""
+    async def checkpoint(self, consumer: rstream.Consumer, rejects: ConfirmedPublisher,
+                         outputs: ConfirmedPublisher | None = None) -> None:
+        """Publish the view's events, make the view durable, write the
+        checkpoint, then store the offsets on the broker (events and rejects
+        are published before, so a crash repeats one, never loses it)."""
         assert self.view is not None, "restore first"
+        events = self.view.outgoing()
+        if events:
+            assert outputs is not None, "a view with events needs a JoinRunner with outputs"
+            await (await outputs.send_together(events))
         if self.publish_rejects:
             await self.intake.publish_rejects(rejects, self.config.names.rejected)
         else:
@@ -219,8 +231,9 @@ class JoinRunner:
             open_producer(config.broker, connection, watch) as producer,
             RecordReader(lambda: open_consumer(config.broker, connection, watch)) as reader,
         ):
-            await declare_streams(consumer, self.streams + (names.rejected,), config.retention)
+            await declare_streams(consumer, self.streams + (names.rejected,) + self.outputs, config.retention)
             rejects = ConfirmedPublisher(producer, None, watch)
+            outputs = ConfirmedPublisher(producer, self.consumer_name, watch) if self.outputs else None
             if await _ahead_of_streams(consumer, self.offsets):
                 log.warning("the checkpoint is past the end of the streams (were they deleted and "
                             "created again?): rebuilding the view from the start of the streams")
@@ -255,10 +268,10 @@ class JoinRunner:
                 if self.rest_s and 0 < len(records) < TRICKLE and reader.queued() < TRICKLE:
                     await sleep_unless_stopped(stop, self.rest_s)
                 if unsaved and checkpoints.due():
-                    await self.checkpoint(consumer, rejects)
+                    await self.checkpoint(consumer, rejects, outputs)
                     release_free_memory()  # what the batches since the last checkpoint freed
                     unsaved = False
-            await self.checkpoint(consumer, rejects)
+            await self.checkpoint(consumer, rejects, outputs)
             self.counts.update(self.totals(), force=True)
             log.info("stopped: %d joined, %d pending, %d expired, %d rejected", self.join.counts.joined,
                      self.join.pending_count(), self.join.counts.expired, self.intake.rejected)

@@ -308,3 +308,35 @@ def checked_features(features: object) -> dict[str, float]:
         if type(value) is not float or value - value != 0.0:
             features[name] = _number(features, name)
     return features
+
+
+# Derived facts (a closed window's quality, an alert's transition) are events
+# of the same layout on streams of their own, with a JSON object for a body.
+DERIVED_TYPES = ("quality", "alert")
+
+
+def encode_derived(event_type: str, message_id: str, created_ms: int, body: dict[str, Any]) -> RawMessage:
+    """A derived event; NaN and infinities must already be null in `body`."""
+    if event_type not in DERIVED_TYPES:
+        raise ValueError(f"unknown derived event type {event_type!r}")
+    return RawMessage(amqp.encode_event(message_id, None, created_ms, event_type, SCHEMA_VERSION,
+                                        orjson.dumps(body)))
+
+
+def decode_derived(data: bytes) -> tuple[str, dict[str, Any]]:
+    """The event type and body of a derived event; MalformedEvent for anything else."""
+    try:
+        message = amqp.decode(data)
+    except amqp.AmqpError as error:
+        raise MalformedEvent(str(error)) from None
+    application = message.application_properties if isinstance(message.application_properties, dict) else {}
+    event_type = application.get("event_type")
+    if event_type not in DERIVED_TYPES:
+        raise MalformedEvent(f"not a derived event (event_type {event_type!r})")
+    try:
+        body = orjson.loads(message.body or b"")
+    except orjson.JSONDecodeError:
+        raise MalformedEvent("the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise MalformedEvent("the body is not a JSON object")
+    return str(event_type), body

@@ -99,3 +99,20 @@ def time_key_of_ms(ms: int) -> str:
     """A time as `time_key` writes it."""
     digits = f"{ms & _MS_MASK:012x}"
     return f"{digits[:8]}-{digits[8:]}"
+
+
+def prediction_times(event_ids: list[str], stored_ms: list[int]) -> list[int]:
+    """When each event's model spoke (ms since the epoch): the time in its id
+    for a UUIDv7 id (nnmon's own, and the `Monitor` client's: the moment its
+    features were made), else when the broker stored its prediction. Not the
+    message's own creation_time, which any publisher may set wrong, and one
+    time far ahead would close every window at once; for the same reason an
+    id more than MAX_AHEAD_MS ahead of its prediction counts as no time."""
+    times = []
+    for event_id, stored in zip(event_ids, stored_ms):
+        if _UUID7.fullmatch(event_id) is None:
+            times.append(stored)
+            continue
+        made = int(event_id[:8] + event_id[9:13], 16)
+        times.append(made if made <= stored + MAX_AHEAD_MS else stored)
+    return times

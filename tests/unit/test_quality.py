@@ -78,7 +78,10 @@ def test_merge_equals_the_quality_of_both(a: tuple[np.ndarray, np.ndarray],
     merged.merge(Quality.of(*b))
     whole = Quality.of(np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]]))
     assert merged.sketch.buckets == whole.sketch.buckets and merged.sketch.zeros == whole.sketch.zeros
+    ill_conditioned = whole.truth_m2 <= 1e-6 * max(1.0, whole.sum_square)  # as in the test above
     for name, value in vars(merged.figures()).items():
+        if name == "r2" and ill_conditioned:
+            continue
         expected = getattr(whole.figures(), name)
         assert (math.isnan(value) and math.isnan(expected)) or math.isclose(
             value, expected, rel_tol=1e-7, abs_tol=1e-6), name

@@ -1,0 +1,104 @@
+"""What the quality windows are compared with and alerted on, read from
+files at start: the rules file (TOML) and a reference file (CSV or
+Parquet), or the built-in model's reference. Every problem is one
+UsageError naming it, before anything is published."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nnmon.processors.core.dataset import diabetes
+from nnmon.processors.core.predictor import default_predictor
+from nnmon.processors.core.reference import Reference
+from nnmon.processors.core.rules import Rule, RulesError, default_rules, parse_rules
+from nnmon.processors.run.runtime import UsageError
+
+
+@dataclass(frozen=True)
+class QualityOptions:
+    """The quality options as given (see `nnmon metric --help`)."""
+
+    window_s: float = 60.0
+    lateness_s: float = 30.0
+    rules_file: Path | None = None
+    reference_file: Path | None = None
+    reference_from: str | None = None  # a point of y_true, as replay's --from-offset
+    reference_to: int | None = None  # the last y_true offset of the reference range
+
+    def check(self) -> None:
+        if not self.window_s > 0:
+            raise UsageError(f"--window must be a positive number of seconds, not {self.window_s:g}")
+        if not self.lateness_s >= 0:
+            raise UsageError(f"--allowed-lateness must be 0 or more seconds, not {self.lateness_s:g}")
+        if self.reference_file is not None and self.reference_from is not None:
+            raise UsageError("give --reference-file or --reference-from, not both")
+        if self.reference_to is not None and self.reference_from is None:
+            raise UsageError("--reference-to needs --reference-from")
+
+
+def load_rules(path: Path | None) -> list[Rule]:
+    """The rules of a rules file; the built-in rules without one."""
+    if path is None:
+        return default_rules()
+    try:
+        document = tomllib.loads(path.read_text())
+    except OSError as error:
+        raise UsageError(f"cannot read --rules {path}: {error.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise UsageError(f"--rules {path} is not valid TOML: {error}") from None
+    try:
+        return parse_rules(document)
+    except RulesError as error:
+        raise UsageError(f"--rules {path}: {error}") from None
+
+
+def builtin_reference() -> Reference:
+    """The built-in model's quality on the data set it was fitted on."""
+    data = diabetes()
+    predictor = default_predictor()
+    rows = [data.row_features(row) for row in range(len(data.target))]
+    return Reference.of_rows("the built-in model on the diabetes data set it was fitted on",
+                             data.target, predictor.predict(rows))
+
+
+def file_reference(path: Path) -> Reference:
+    """The quality of the rows of a file with columns y_true and y_pred
+    (CSV, or Parquet by its .parquet / .pq suffix)."""
+    import pandas as pd
+
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(path)
+    except (OSError, ValueError, ImportError) as error:
+        raise UsageError(f"cannot read --reference-file {path}: {error}") from None
+    missing = [column for column in ("y_true", "y_pred") if column not in frame.columns]
+    if missing:
+        raise UsageError(f"--reference-file {path} has no column {' or '.join(missing)} "
+                         f"(it has {', '.join(map(str, frame.columns)) or 'none'})")
+    columns = []
+    for column in ("y_true", "y_pred"):
+        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise UsageError(f"--reference-file {path}: row {bad[0] + 1} has no number in {column} "
+                             f"({frame[column].iloc[bad[0]]!r})")
+        columns.append(values)
+    if not columns[0].size:
+        raise UsageError(f"--reference-file {path} has no rows")
+    return Reference.of_rows(f"the file {path}", columns[0], columns[1])
+
+
+def checked(rules: list[Rule], reference: Reference) -> tuple[Rule, ...]:
+    """The rules, each checked to have a threshold with this reference."""
+    for rule in rules:
+        try:
+            rule.check(reference)
+        except RulesError as error:
+            raise UsageError(str(error)) from None
+    return tuple(rules)

@@ -1,0 +1,247 @@
+"""The quality windows of the joined rows: `metric_windows.csv`, the quality
+and alerts streams, and a summary for the watching tools.
+
+A view like the metric log (`csv_log`): rows come in through `write`, closed
+windows are appended to the CSV, and everything it needs to resume (the
+CSV's length, the open windows, the rules' states) goes into metric's
+checkpoint. Each closed window and each alert transition is also an event,
+handed to the join runner through `outgoing` and published before the
+checkpoint is written, under metric's publisher name with a publishing id
+that the window fixes: after a crash, the windows closed again are the
+same, and the broker drops what it already holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from nnmon.processors.core.join import Pair
+from nnmon.processors.core.quality import FIGURES, Figures
+from nnmon.processors.core.reference import Reference
+from nnmon.processors.core.rows import Rows
+from nnmon.processors.core.rules import Alerts, Rule, Transition
+from nnmon.processors.core.windows import ClosedWindow, Windows
+from nnmon.processors.shell.appended import AppendedFile, FileLost
+from nnmon.processors.shell.atomic import write_atomically
+from nnmon.processors.shell.csv_log import CsvLog
+from nnmon.processors.shell.joined import ViewLost
+from nnmon.streams.client.publisher import Outgoing
+from nnmon.streams.events import codec
+from nnmon.streams.events.ids import prediction_times
+from nnmon.streams.settings import StreamNames
+
+log = logging.getLogger("nnmon.windows")
+
+HEADER = "window_start,window_end," + ",".join(FIGURES) + "\n"
+RECENT = 120  # closed windows kept for the watching tools (two hours of minutes)
+HISTORY = 50  # alert transitions kept for them
+# Publishing ids of alerts: the window's end in ms times this, plus the
+# transition's place among the window's (rules files hold at most this many).
+ALERTS_PER_WINDOW = 100
+
+
+@dataclass(frozen=True)
+class QualitySettings:
+    window_s: float
+    lateness_s: float
+    rules: tuple[Rule, ...]
+    reference: Reference
+
+    def empty_windows(self) -> Windows:
+        return windows_for(self.window_s, self.lateness_s)
+
+
+def windows_for(window_s: float, lateness_s: float) -> Windows:
+    """Empty windows of these lengths, in seconds."""
+    return Windows(max(1, round(window_s * 1000)), round(lateness_s * 1000))
+
+
+def add_rows(windows: Windows, rows: Rows) -> int:
+    """Count joined rows for the windows of their prediction times; how many were late."""
+    times = np.array(prediction_times(rows.ids, rows.prediction_ms), dtype=np.int64)
+    y_true, y_pred = np.array(rows.y_true, dtype=np.float64), np.array(rows.y_pred, dtype=np.float64)
+    return windows.add(times, y_true, y_pred)
+
+
+def iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def format_window(window: ClosedWindow) -> str:
+    """One CSV row; a figure the window has not (an empty window's MAE) is an empty field."""
+    figures = window.figures()
+    fields = [iso(window.start_ms), iso(window.end_ms)]
+    for figure in FIGURES:
+        value = getattr(figures, figure)
+        fields.append("" if isinstance(value, float) and math.isnan(value) else repr(value))
+    return ",".join(fields) + "\n"
+
+
+def summary_path(logs_dir: Path) -> Path:
+    """Where metric leaves the windows' summary for status, the dashboard and /metrics."""
+    return logs_dir / ".quality.json"
+
+
+class WindowsLog:
+    """Closed windows to `path`, their events to the outbox."""
+
+    def __init__(self, path: Path, settings: QualitySettings, names: StreamNames,
+                 state: dict[str, Any] | None) -> None:
+        self.settings = settings
+        self.names = names
+        try:
+            self._csv = AppendedFile(path, HEADER.encode(), 0 if state is None else int(state["csv_bytes"]))
+        except FileLost as lost:
+            raise ViewLost(str(lost)) from None
+        self.alerts = Alerts(list(settings.rules), settings.reference)
+        empty = settings.empty_windows()
+        if state is None:
+            self.windows = empty
+            self.recent: list[dict[str, Any]] = []
+            self.history: list[dict[str, Any]] = []
+        else:
+            try:
+                self.windows = Windows.from_state(state["windows"], empty.window_ms, empty.lateness_ms)
+            except ValueError as error:
+                self._csv.close()
+                raise ViewLost(f"{path}: {error}") from None
+            self.alerts.restore(state["alerts"])
+            self.recent = list(state["recent"])
+            self.history = list(state["history"])
+        self._outbox: dict[str, list[Outgoing]] = {names.quality: [], names.alerts: []}
+        self.summary_path = summary_path(path.parent)
+
+    def write_rows(self, rows: Rows) -> None:
+        add_rows(self.windows, rows)
+        closed = self.windows.close()
+        if closed:
+            self._csv.append("".join(format_window(window) for window in closed).encode())
+            for window in closed:
+                self._closed(window)
+
+    def _closed(self, window: ClosedWindow) -> None:
+        figures = window.figures()
+        body = self._window_json(window.start_ms, window.end_ms, figures) | {"late_rows": window.late_rows}
+        now_ms = time.time_ns() // 1_000_000
+        message = codec.encode_derived("quality", f"quality-{iso(window.start_ms)}", now_ms, body)
+        message.publishing_id = window.end_ms
+        self._outbox[self.names.quality].append(message)
+        self.recent = (self.recent + [body])[-RECENT:]
+        for place, transition in enumerate(self.alerts.evaluate(window.start_ms, window.end_ms, figures)):
+            alert = _alert_json(transition)
+            _log_transition(transition)
+            message = codec.encode_derived(
+                "alert", f"alert-{transition.rule}-{transition.state}-{iso(window.start_ms)}", now_ms, alert)
+            message.publishing_id = window.end_ms * ALERTS_PER_WINDOW + place
+            self._outbox[self.names.alerts].append(message)
+            self.history = (self.history + [alert])[-HISTORY:]
+
+    def _window_json(self, start_ms: int, end_ms: int, figures: Figures) -> dict[str, Any]:
+        return {"window_start": iso(start_ms), "window_end": iso(end_ms), "window_start_ms": start_ms,
+                "window_end_ms": end_ms, **figures.to_json()}
+
+    def outgoing(self) -> dict[str, list[Outgoing]]:
+        """The events of the windows closed since the last call."""
+        out = {stream: messages for stream, messages in self._outbox.items() if messages}
+        self._outbox = {stream: [] for stream in self._outbox}
+        return out
+
+    def sync(self) -> None:
+        self._csv.sync()
+        self._write_summary()
+
+    def _write_summary(self) -> None:
+        """For watching: not durable, rewritten at each checkpoint."""
+        settings = self.settings
+        summary = {
+            "updated_at": time.time(), "window_s": settings.window_s, "lateness_s": settings.lateness_s,
+            "reference": settings.reference.to_json(),
+            "rules": [_rule_json(rule, settings.reference) for rule in settings.rules],
+            "firing": self.alerts.firing(), "late_rows": self.windows.late_rows,
+            "open": [self._window_json(start, start + self.windows.window_ms, figures)
+                     for start, figures in self.windows.open_windows()],
+            "recent": self.recent, "alerts": self.history,
+        }
+        try:
+            write_atomically(self.summary_path, lambda file: file.write(orjson.dumps(summary)), durable=False)
+        except OSError as error:
+            log.warning("cannot write %s (%s)", self.summary_path, error.strerror)
+
+    def state(self) -> dict[str, Any]:
+        return {"csv_bytes": self._csv.size(), "windows": self.windows.to_state(),
+                "alerts": self.alerts.to_state(), "recent": self.recent, "history": self.history}
+
+    def close(self) -> None:
+        self._csv.close()
+
+
+def _rule_json(rule: Rule, reference: Reference) -> dict[str, Any]:
+    fire, resolve = rule.limits(reference)
+    return {"name": rule.name, "figure": rule.figure, "above": rule.above, "kind": rule.kind.value,
+            "threshold": fire, "resolve_at": resolve, "for_windows": rule.for_windows,
+            "resolve_windows": rule.resolve_windows}
+
+
+def _alert_json(transition: Transition) -> dict[str, Any]:
+    return {"rule": transition.rule, "state": transition.state,
+            "window_start": iso(transition.window_start_ms), "window_end": iso(transition.window_end_ms),
+            "figure": transition.figure, "value": transition.value, "threshold": transition.threshold,
+            "reference": None if math.isnan(transition.reference) else transition.reference}
+
+
+def _log_transition(transition: Transition) -> None:
+    log.warning("alert %s %s: %s %.6g against %.6g (reference %.6g) in the window %s to %s",
+                transition.rule, transition.state, transition.figure, transition.value, transition.threshold,
+                transition.reference, iso(transition.window_start_ms), iso(transition.window_end_ms))
+
+
+class MetricViews:
+    """metric's views: the metric log of rows and the quality windows, in one checkpoint."""
+
+    def __init__(self, rows: CsvLog, windows: WindowsLog) -> None:
+        self.rows = rows
+        self.windows = windows
+
+    def write(self, pairs: Sequence[Pair]) -> None:
+        rows = Rows.of(pairs)
+        self.rows.write_rows(rows)
+        self.windows.write_rows(rows)
+
+    def outgoing(self) -> dict[str, list[Outgoing]]:
+        return self.windows.outgoing()
+
+    def sync(self) -> None:
+        self.rows.sync()
+        self.windows.sync()
+
+    def state(self) -> dict[str, Any]:
+        return self.rows.state() | {"windows": self.windows.state()}
+
+    def close(self) -> None:
+        self.rows.close()
+        self.windows.close()
+
+
+def open_metric_views(csv_path: Path, windows_path: Path, settings: QualitySettings, names: StreamNames,
+                      state: dict[str, Any] | None) -> MetricViews:
+    """metric's views as `state` left them, or afresh. A checkpoint from
+    before the windows were kept counts as lost: both are rebuilt."""
+    if state is not None and "windows" not in state:
+        raise ViewLost("the checkpoint has no quality windows")
+    rows = CsvLog(csv_path, state)
+    try:
+        windows = WindowsLog(windows_path, settings, names, None if state is None else state["windows"])
+    except BaseException:
+        rows.close()
+        raise
+    return MetricViews(rows, windows)
