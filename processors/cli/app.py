@@ -209,11 +209,15 @@ def features(
     count: Annotated[int | None, typer.Option(envvar="NNMON_COUNT", min=1,
                                                  help="Stop after this many events.")] = None,
     seed: Annotated[int, typer.Option(envvar="NNMON_SEED", help="Shuffles the order of the rows.")] = 0,
+    concept_drift_after: Annotated[int | None, typer.Option(
+        envvar="NNMON_CONCEPT_DRIFT_AFTER", min=0,
+        help="A demo of a changing world: after this many events every y_true becomes "
+             "1.25 * y_true + 25, while the features stay as they are.")] = None,
 ) -> None:
     """Publish the diabetes rows as features and y_true events."""
     from nnmon.processors.pipeline.features import run_features
 
-    run_until_stopped(lambda stop: run_features(config, stop, interval, count, seed))
+    run_until_stopped(lambda stop: run_features(config, stop, interval, count, seed, concept_drift_after))
 
 
 @app.command()
@@ -398,9 +402,10 @@ def dashboard(
 
 
 @app.command()
-@pipeline_command()
+@pipeline_command(*QUALITY_OPTIONS)
 def up(
     config: PipelineConfig,
+    quality: Any,
     interval: Annotated[float, typer.Option(min=0, help="Seconds between events.")] = 10.0,
     count: Annotated[int | None, typer.Option(
         min=1, help="Exit 0 once this many new rows are in the CSV and drawn in the PNG.")] = None,
@@ -411,15 +416,20 @@ def up(
     dashboard: Annotated[bool, typer.Option(help="Also serve the dashboard (nnmon dashboard).")] = False,
     dashboard_port: Annotated[int, typer.Option(envvar="NNMON_DASHBOARD_PORT", min=1, max=65535,
                                                 help="The dashboard's port.")] = 8050,
+    concept_drift_after: Annotated[int | None, typer.Option(
+        min=0, help="After this many events the truths drift (see nnmon features --help).")] = None,
 ) -> int:
     """Run all four processors (and the dashboard) together until Ctrl-C (or --count)."""
-    from nnmon.processors.cli.supervisor import UpOptions, run_up
+    from nnmon.processors.cli.supervisor import UpOptions, quality_arguments, run_up
+    from nnmon.processors.replay.reference import quality_settings
 
+    asyncio.run(quality_settings(config, quality))  # bad options stop `up` here, not in metric
     status: list[int] = []
 
     async def main(stop: asyncio.Event) -> None:
         status.append(await run_up(config, stop, UpOptions(
-            interval, count, seed, every, timeout, dashboard_port if dashboard else None)))
+            interval, count, seed, every, timeout, dashboard_port if dashboard else None,
+            concept_drift_after, quality_arguments(quality))))
 
     run_until_stopped(main)
     return status[0]

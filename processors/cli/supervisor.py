@@ -18,6 +18,7 @@ from pathlib import Path
 
 from nnmon.processors.run.config import PipelineConfig
 from nnmon.processors.shell.drawing import ROWS_KEY
+from nnmon.processors.shell.quality_setup import QualityOptions
 from nnmon.processors.watch.csv_tail import RowCounter
 
 log = logging.getLogger("nnmon.up")
@@ -64,6 +65,19 @@ class UpOptions:
     every: float
     timeout: float | None
     dashboard_port: int | None = None  # also serve the dashboard on this port
+    concept_drift_after: int | None = None
+    metric_arguments: tuple[str, ...] = ()
+
+
+def quality_arguments(options: QualityOptions) -> tuple[str, ...]:
+    """metric's options for these quality options."""
+    arguments = ["--window", str(options.window_s), "--allowed-lateness", str(options.lateness_s)]
+    given = {"--rules": options.rules_file, "--reference-file": options.reference_file,
+             "--reference-from": options.reference_from, "--reference-to": options.reference_to}
+    for flag, value in given.items():
+        if value is not None:
+            arguments += [flag, str(value)]
+    return tuple(arguments)
 
 
 async def run_up(config: PipelineConfig, stop: asyncio.Event, options: UpOptions) -> int:
@@ -73,9 +87,11 @@ async def run_up(config: PipelineConfig, stop: asyncio.Event, options: UpOptions
     env = {**os.environ, **environment(config)}
     arguments = {
         "features": ["--interval", str(options.interval), "--seed", str(options.seed)]
-        + ([] if options.count is None else ["--count", str(options.count)]),
+        + ([] if options.count is None else ["--count", str(options.count)])
+        + ([] if options.concept_drift_after is None else
+           ["--concept-drift-after", str(options.concept_drift_after)]),
         "model": [],
-        "metric": [],
+        "metric": list(options.metric_arguments),
         "plot": ["--every", str(options.every)],
     }
     if options.dashboard_port is not None:

