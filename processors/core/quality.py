@@ -25,9 +25,11 @@ from typing import Any
 
 import numpy as np
 
+from nnmon.processors.core.exact import SCALE, ExactSum, add_exactly
 from nnmon.processors.core.sketch import QuantileSketch
 
 _EPSILON = float(np.finfo(np.float64).eps)
+_SUMS = ("error", "absolute", "square", "truth", "truth_square", "percentage")
 # The figures of a window, in the order of metric_windows.csv's columns.
 FIGURES = ("rows", "mae", "rmse", "bias", "r2", "mape", "max_error", "p50", "p90", "p99")
 
@@ -55,67 +57,54 @@ class Figures:
 
 
 class Quality:
-    """Sums over joined rows: feed with `add`, combine with `merge`."""
+    """Exact sums over joined rows (see `exact`): feed with `add`, combine
+    with `merge`; any grouping and order of the same rows gives the same
+    figures, to the last digit."""
 
-    __slots__ = ("rows", "sum_error", "sum_abs", "sum_square", "max_error", "truth_mean", "truth_m2",
-                 "sum_percentage", "percentage_rows", "sketch")
+    __slots__ = ("rows", "error", "absolute", "square", "truth", "truth_square", "percentage",
+                 "percentage_rows", "max_error", "sketch")
 
     def __init__(self) -> None:
         self.rows = 0
-        self.sum_error = 0.0  # of y_pred - y_true
-        self.sum_abs = 0.0
-        self.sum_square = 0.0
-        self.max_error = 0.0
-        # The truths' mean and sum of squared deviations, for r2's SS_tot,
-        # merged as Chan, Golub and LeVeque do (no cancellation of big sums).
-        self.truth_mean = 0.0
-        self.truth_m2 = 0.0
-        self.sum_percentage = 0.0  # of |error| / |y_true| where y_true != 0
+        self.error = ExactSum()  # of y_pred - y_true
+        self.absolute = ExactSum()
+        self.square = ExactSum()
+        # The truths and their exact squares, for r2's SS_tot = sum(y^2) - sum(y)^2 / n.
+        self.truth = ExactSum()
+        self.truth_square = ExactSum()
+        self.percentage = ExactSum()  # of |error| / |y_true| where y_true != 0
         self.percentage_rows = 0
+        self.max_error = 0.0
         self.sketch = QuantileSketch()
 
     def add(self, y_true: np.ndarray, y_pred: np.ndarray) -> None:
         """Count rows given as two float arrays of one length (finite errors)."""
-        rows = int(y_true.size)
-        if rows == 0:
+        if y_true.size == 0:
             return
-        error = y_pred - y_true
-        absolute = np.abs(error)
-        nonzero = y_true != 0
-        other = Quality()
-        other.rows = rows
-        other.sum_error = float(error.sum())
-        other.sum_abs = float(absolute.sum())
-        other.sum_square = float(np.dot(error, error))
-        other.max_error = float(absolute.max())
-        other.truth_mean = float(y_true.mean())
-        deviation = y_true - other.truth_mean
-        other.truth_m2 = float(np.dot(deviation, deviation))
-        if nonzero.all():
-            other.sum_percentage = float((absolute / np.maximum(np.abs(y_true), _EPSILON)).sum())
-            other.percentage_rows = rows
-        else:
-            other.sum_percentage = float((absolute[nonzero] / np.maximum(np.abs(y_true[nonzero]),
-                                                                         _EPSILON)).sum())
-            other.percentage_rows = int(np.count_nonzero(nonzero))
-        other.sketch.add(absolute)
-        self.merge(other)
+        with np.errstate(over="ignore", invalid="ignore"):
+            error = y_pred - y_true
+            absolute = np.abs(error)
+            nonzero = y_true != 0
+            counted = absolute if nonzero.all() else absolute[nonzero]
+            truths = y_true if counted is absolute else y_true[nonzero]
+            square, square_error = _exact_square(y_true)
+            add_exactly(
+                (self.error, self.absolute, self.square, self.truth, self.truth_square, self.truth_square,
+                 self.percentage),
+                (error, absolute, error * error, y_true, square, square_error,
+                 counted / np.maximum(np.abs(truths), _EPSILON)))
+        self.rows += int(y_true.size)
+        self.percentage_rows += int(counted.size)
+        self.max_error = max(self.max_error, float(absolute.max()))
+        self.sketch.add(absolute)
 
     def merge(self, other: Quality) -> None:
         """Make this the quality of both sets of rows."""
-        if other.rows == 0:
-            return
-        rows = self.rows + other.rows
-        delta = other.truth_mean - self.truth_mean
-        self.truth_m2 += other.truth_m2 + delta * delta * self.rows * other.rows / rows
-        self.truth_mean += delta * other.rows / rows
-        self.rows = rows
-        self.sum_error += other.sum_error
-        self.sum_abs += other.sum_abs
-        self.sum_square += other.sum_square
-        self.max_error = max(self.max_error, other.max_error)
-        self.sum_percentage += other.sum_percentage
+        self.rows += other.rows
+        for name in _SUMS:
+            getattr(self, name).merge(getattr(other, name))
         self.percentage_rows += other.percentage_rows
+        self.max_error = max(self.max_error, other.max_error)
         self.sketch.merge(other.sketch)
 
     def figures(self) -> Figures:
@@ -125,11 +114,11 @@ class Quality:
             return Figures(0, nan, nan, nan, nan, nan, nan, nan, nan, nan, 0)
         return Figures(
             rows=rows,
-            mae=self.sum_abs / rows,
-            rmse=math.sqrt(self.sum_square / rows),
-            bias=self.sum_error / rows,
+            mae=self.absolute.value() / rows,
+            rmse=math.sqrt(self.square.value() / rows),
+            bias=self.error.value() / rows,
             r2=self._r2(),
-            mape=100 * self.sum_percentage / self.percentage_rows if self.percentage_rows else math.nan,
+            mape=100 * self.percentage.value() / self.percentage_rows if self.percentage_rows else math.nan,
             max_error=self.max_error,
             p50=self.sketch.quantile(0.5),
             p90=self.sketch.quantile(0.9),
@@ -138,28 +127,32 @@ class Quality:
         )
 
     def _r2(self) -> float:
+        """scikit-learn's r2_score, with SS_tot computed exactly (the sums
+        are exact; it is rounded once)."""
         if self.rows < 2:
             return math.nan
-        if self.truth_m2 == 0:
-            return 1.0 if self.sum_square == 0 else 0.0
-        return 1 - self.sum_square / self.truth_m2
+        residual = self.square.value()
+        if self.truth.overflow or self.truth_square.overflow:
+            return math.nan
+        # SS_tot = sum(y^2) - sum(y)^2 / n, in whole units of 2**-(2 * SCALE).
+        spread = self.truth_square.scaled * self.rows * (1 << SCALE) - self.truth.scaled ** 2
+        if spread <= 0:
+            return 1.0 if residual == 0 else 0.0
+        total = spread / (self.rows << (2 * SCALE))
+        return 1 - residual / total
 
     def to_state(self) -> dict[str, Any]:
-        return {
-            "rows": self.rows, "sum_error": self.sum_error, "sum_abs": self.sum_abs,
-            "sum_square": self.sum_square, "max_error": self.max_error, "truth_mean": self.truth_mean,
-            "truth_m2": self.truth_m2, "sum_percentage": self.sum_percentage,
-            "percentage_rows": self.percentage_rows, "sketch": self.sketch.to_state(),
-        }
+        return {"rows": self.rows, "percentage_rows": self.percentage_rows, "max_error": self.max_error,
+                **{name: getattr(self, name).to_state() for name in _SUMS}, "sketch": self.sketch.to_state()}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Quality:
         quality = cls()
         quality.rows = int(state["rows"])
         quality.percentage_rows = int(state["percentage_rows"])
-        for name in ("sum_error", "sum_abs", "sum_square", "max_error", "truth_mean", "truth_m2",
-                     "sum_percentage"):
-            setattr(quality, name, float(state[name]))
+        quality.max_error = float(state["max_error"])
+        for name in _SUMS:
+            setattr(quality, name, ExactSum.from_state(state[name]))
         quality.sketch = QuantileSketch.from_state(state["sketch"])
         return quality
 
@@ -168,3 +161,16 @@ class Quality:
         quality = cls()
         quality.add(y_true, y_pred)
         return quality
+
+
+_SPLITTER = 2.0 ** 27 + 1  # Veltkamp's: splits a float into two halves of 26 bits
+
+
+def _exact_square(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two arrays whose sum is each value's square exactly (Dekker's
+    product: the rounded square and its rounding error)."""
+    scaled = _SPLITTER * values
+    high = scaled - (scaled - values)
+    low = values - high
+    square = values * values
+    return square, ((high * high - square) + 2 * high * low) + low * low

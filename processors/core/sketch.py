@@ -8,8 +8,8 @@ in the bucket. Values below TINY share one bucket, standing for 0. A sketch
 is its counts, so two sketches merge by adding them, exactly, in any order:
 the windows of several partitions or replays combine into the sketch of all
 their rows. `ddsketch` (the reference implementation) adds one value per
-Python call; this adds a batch with numpy, about 30 times faster
-(scripts/bench_windows.py).
+Python call, 0.64 us a value; this adds a batch with numpy, 0.03 us a value
+in batches of 1,000 (scripts/bench_windows.py).
 """
 
 from __future__ import annotations

@@ -1,0 +1,98 @@
+"""Exact sums of floats, so that windows merge exactly.
+
+A float sum depends on the order of its terms: the same rows summed per
+batch live and all at once in a replay differ in the last digits. An
+`ExactSum` holds the sum without rounding, as an integer count of 2**-SCALE
+(every finite float is a whole multiple of 2**-1074), so any grouping and
+order of the same terms gives the same sum, and `value` rounds it once.
+A batch is added with numpy: each float split into its 53-bit integer
+significand and exponent, the significands summed per exponent (in halves
+small enough that float64 counts them exactly), each exponent's sum shifted
+into place once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+SCALE = 1074 + 53  # bits below the point: the smallest float, and room for a significand
+_HALF = 26  # significands are summed as two halves of at most 27 bits
+
+
+class ExactSum:
+    __slots__ = ("scaled", "overflow")
+
+    def __init__(self, scaled: int = 0, overflow: float = 0.0) -> None:
+        self.scaled = scaled  # the sum of the finite terms, times 2**SCALE
+        self.overflow = overflow  # the sum of the terms that are not finite (inf, -inf, nan), or 0
+
+    def add(self, values: np.ndarray) -> None:
+        add_exactly((self,), (values,))
+
+    def merge(self, other: ExactSum) -> None:
+        self.scaled += other.scaled
+        self.overflow += other.overflow
+
+    def value(self) -> float:
+        """The sum, rounded once (to nearest: Python's int division is)."""
+        if self.overflow:
+            return self.overflow
+        try:
+            return self.scaled / (1 << SCALE)
+        except OverflowError:
+            return math.copysign(math.inf, self.scaled)
+
+    def to_state(self) -> str:
+        """As text: the integer can be far wider than JSON numbers go."""
+        return f"{self.scaled:x}" if not self.overflow else f"overflow:{self.overflow!r}"
+
+    @classmethod
+    def from_state(cls, state: str) -> ExactSum:
+        if state.startswith("overflow:"):
+            return cls(0, float(state.removeprefix("overflow:")))
+        return cls(int(state, 16))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ExactSum) and (self.scaled, self.overflow) == (other.scaled, other.overflow)
+
+    def __repr__(self) -> str:
+        return f"ExactSum({self.value()!r})"
+
+
+# Below this many terms in all, Python's exact float-to-integer ratio is
+# faster than numpy's fixed cost per call (measured: scripts/bench_windows.py).
+_FEW = 64
+
+
+def add_exactly(sums: Sequence[ExactSum], columns: Sequence[np.ndarray]) -> None:
+    """Add each column of floats to its sum, all in one pass."""
+    if sum(column.size for column in columns) < _FEW:
+        for exact, column in zip(sums, columns):
+            for value in column.tolist():
+                if math.isfinite(value):
+                    numerator, denominator = value.as_integer_ratio()  # denominator: a power of 2
+                    exact.scaled += numerator << (SCALE + 1 - denominator.bit_length())
+                else:
+                    exact.overflow += value
+        return
+    values = np.concatenate(columns)
+    which = np.repeat(np.arange(len(columns)), [column.size for column in columns])
+    finite = np.isfinite(values)
+    if not finite.all():
+        for index in np.unique(which[~finite]).tolist():
+            sums[index].overflow += float(values[~finite & (which == index)].sum())
+        values, which = values[finite], which[finite]
+    significand, exponent = np.frexp(values)  # values = significand * 2**exponent
+    whole = (significand * 2.0 ** 53).astype(np.int64)  # exact: 53 bits
+    # One key per column and exponent (exponents lie within -1073..1024).
+    keys, where = np.unique(which * 4096 + (exponent + 2048), return_inverse=True)
+    # Summed in halves, as floats: each half has at most 27 bits, so a sum
+    # of up to 2**26 of them is exact in float64's 53.
+    high = np.bincount(where, weights=(whole >> _HALF).astype(np.float64))
+    low = np.bincount(where, weights=(whole & ((1 << _HALF) - 1)).astype(np.float64))
+    for key, h, lo in zip(keys.tolist(), high.tolist(), low.tolist()):
+        index, shift = divmod(key, 4096)
+        sums[index].scaled += ((int(h) << _HALF) + int(lo)) << (shift - 2048 - 53 + SCALE)
