@@ -164,7 +164,7 @@ async def _publish(
                     0, concept_drift_after - progress.made)
                 features, truths, last_id = messages.make([next(progress.rows) for _ in range(size)],
                                                           progress.ids, drifted_from)
-                if concept_drift_after is not None and progress.made <= concept_drift_after < progress.made + size:
+                if concept_drift_after is not None and 0 <= concept_drift_after - progress.made < size:
                     log.warning("concept drift from event %d on: every y_true is now %g * y_true + %g",
                                 concept_drift_after + 1, DRIFT_SCALE, DRIFT_SHIFT)
                 batch = (numbered(features, progress.next_publishing_id),
