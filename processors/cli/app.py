@@ -276,10 +276,11 @@ def plot(
 
 
 @app.command()
-@pipeline_command(*JOIN_OPTIONS)
+@pipeline_command(*JOIN_OPTIONS, *QUALITY_OPTIONS)
 def replay(
     config: PipelineConfig,
     limits: JoinLimits,
+    quality: Any,
     from_offset: Annotated[str, typer.Option(
         help="Where in y_true to start: first, last, next, an offset (inclusive) "
              "or an ISO-8601 time (stream time; local time without a zone).")],
@@ -289,20 +290,23 @@ def replay(
         help="Write the CSV (and PNG beside it) here and leave the live log alone.")] = None,
     plot: Annotated[bool, typer.Option(help="Also rebuild the PNG.")] = True,
 ) -> None:
-    """Rebuild the CSV (and PNG) from the streams' history, then exit."""
+    """Rebuild the CSV, its windows (and PNG) from the streams' history, then exit."""
     from nnmon.processors.replay.history import replay as run_replay
     from nnmon.processors.replay.rebuild import rebuild_views
+    from nnmon.processors.replay.reference import quality_settings
 
     start = _start(from_offset)
     if to_offset is not None and out is None:
         raise UsageError("--to-offset needs --out: the live log must reach the streams' end, "
                          "where metric carries on")
 
+    settings = asyncio.run(quality_settings(config, quality))
+
     async def main(stop: asyncio.Event) -> None:
         began = time.monotonic()
         with _progress_bar() as progress:
             result = await run_replay(config, start, to_offset, progress)
-        csv_path, png_path = await rebuild_views(config, result, out, plot, limits)
+        csv_path, png_path = await rebuild_views(config, result, out, plot, limits, settings)
         seconds = time.monotonic() - began  # reading, joining and writing the views
         for note in result.notes:
             typer.echo(f"note: {note}", err=True)
@@ -314,6 +318,31 @@ def replay(
                    f"{result.rejected} rejected, {seconds:.2f}s")
 
     run_until_stopped(main)
+
+
+@app.command()
+@pipeline_command(*QUALITY_OPTIONS)
+def check(
+    config: PipelineConfig,
+    quality: Any,
+    from_offset: Annotated[str, typer.Option(
+        help="Where in y_true to start: first, last, next, an offset (inclusive) or an ISO-8601 time.")
+    ] = "first",
+    to_offset: Annotated[int | None, typer.Option(min=0, help="Last y_true offset (inclusive).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object, for scripts.")] = False,
+) -> int:
+    """Judge the quality windows of history by the alert rules: exit 0 if no rule
+    fired, 1 if one did, 2 on errors."""
+    import json
+
+    from nnmon.processors.replay.check import check as run_check
+    from nnmon.processors.replay.reference import quality_settings
+
+    start = _start(from_offset)
+    settings = asyncio.run(quality_settings(config, quality))
+    checked = asyncio.run(run_check(config, start, to_offset, settings))
+    typer.echo(json.dumps(checked.to_json(), indent=2) if as_json else checked.to_text(), nl=as_json)
+    return 1 if checked.fired else 0
 
 
 def _start(where: str) -> Any:

@@ -1,4 +1,4 @@
-"""Rebuilding the views (the CSV, the histogram's PNG) from a replay's result.
+"""Rebuilding the views (the CSV, its windows, the histogram's PNG) from a replay's result.
 
 The views' formats and the joined processors' checkpoints are the shell's:
 the CSV is written by `csv_log`, the PNG by `drawing`, and `metric` and
@@ -19,6 +19,7 @@ from nnmon.processors.shell.csv_log import CsvLog, write_csv
 from nnmon.processors.shell.drawing import draw_png
 from nnmon.processors.shell.joined import JoinLimits
 from nnmon.processors.shell.lock import view_lock
+from nnmon.processors.shell.windows_log import QualitySettings, rebuild_windows, summary_path
 
 
 def histogram_of(rows: Rows) -> ErrorHistogram:
@@ -27,18 +28,25 @@ def histogram_of(rows: Rows) -> ErrorHistogram:
     return histogram
 
 
-async def rebuild_views(
-    config: PipelineConfig, result: ReplayResult, out: Path | None, plot: bool, limits: JoinLimits
-) -> tuple[Path, Path | None]:
-    """Write the replay's CSV (and PNG); returns their paths.
+def windows_out(out: Path) -> Path:
+    """Where a replay to `out` writes its windows: beside it."""
+    return out.with_name(f"{out.stem}_windows.csv")
 
-    With `out`, the CSV goes there and the PNG beside it, and the live views
-    are left alone. Without, the live CSV and PNG are swapped for the
-    replay's, and `metric` (and `plot`) carry on from where the replay ended.
+
+async def rebuild_views(
+    config: PipelineConfig, result: ReplayResult, out: Path | None, plot: bool, limits: JoinLimits,
+    quality: QualitySettings,
+) -> tuple[Path, Path | None]:
+    """Write the replay's CSV, its windows (and PNG); returns the CSV's and PNG's paths.
+
+    With `out`, the CSV goes there, the windows and the PNG beside it, and
+    the live views are left alone. Without, the live views are swapped for
+    the replay's, and `metric` (and `plot`) carry on from where the replay ended.
     """
     png = None
     if out is not None:
         write_csv(out, result.rows)
+        rebuild_windows(windows_out(out), result.rows, quality, config.names, None)
         if plot:
             png = out.with_suffix(".png")
             draw_png(histogram_of(result.rows), png)
@@ -48,7 +56,10 @@ async def rebuild_views(
         # metric rebuild from the streams rather than trust a stale length.
         joined.forget(config, "metric")
         size = write_csv(config.csv_path, result.rows)
-        await joined.hand_over(config, "metric", result.hand_over(), limits, CsvLog.state_of(size))
+        windows = rebuild_windows(config.windows_path, result.rows, quality, config.names,
+                                  summary_path(config.logs_dir))
+        await joined.hand_over(config, "metric", result.hand_over(), limits,
+                               CsvLog.state_of(size) | {"windows": windows})
         if plot:
             histogram = histogram_of(result.rows)
             draw_png(histogram, config.png_path)

@@ -15,7 +15,7 @@ from nnmon.processors.shell.quality_setup import (
     file_reference,
     load_rules,
 )
-from nnmon.processors.shell.windows_log import QualitySettings, add_rows, windows_for
+from nnmon.processors.shell.windows_log import QualitySettings, columns, windows_for
 from nnmon.streams.read.offsets import BadOffset, parse_start
 
 
@@ -46,6 +46,6 @@ async def history_reference(config: PipelineConfig, options: QualityOptions) -> 
     if not len(rows):
         raise UsageError(f"the reference range ({where}) has no joined rows")
     windows = windows_for(options.window_s, options.lateness_s)
-    add_rows(windows, rows)
+    windows.add(*columns(rows))
     closed = windows.flush()
     return Reference.of_windows(f"the history of {where}", [w.quality for w in closed], timed=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from nnmon.processors.core.quality import FIGURES, Figures
 from nnmon.processors.core.reference import Reference
 from nnmon.processors.core.rows import Rows
 from nnmon.processors.core.rules import Alerts, Rule, Transition
+from nnmon.processors.core.track import Closing, QualityTrack
 from nnmon.processors.core.windows import ClosedWindow, Windows
 from nnmon.processors.shell.appended import AppendedFile, FileLost
 from nnmon.processors.shell.atomic import write_atomically
@@ -60,26 +62,28 @@ class QualitySettings:
     def empty_windows(self) -> Windows:
         return windows_for(self.window_s, self.lateness_s)
 
+    def track(self) -> QualityTrack:
+        """Windows and rules, fresh."""
+        return QualityTrack(self.empty_windows(), Alerts(list(self.rules), self.reference))
+
 
 def windows_for(window_s: float, lateness_s: float) -> Windows:
     """Empty windows of these lengths, in seconds."""
     return Windows(max(1, round(window_s * 1000)), round(lateness_s * 1000))
 
 
-def add_rows(windows: Windows, rows: Rows) -> int:
-    """Count joined rows for the windows of their prediction times; how many were late."""
+def columns(rows: Rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows' prediction times, truths and predictions, as the windows take them."""
     times = np.array(prediction_times(rows.ids, rows.prediction_ms), dtype=np.int64)
-    y_true, y_pred = np.array(rows.y_true, dtype=np.float64), np.array(rows.y_pred, dtype=np.float64)
-    return windows.add(times, y_true, y_pred)
+    return times, np.array(rows.y_true, dtype=np.float64), np.array(rows.y_pred, dtype=np.float64)
 
 
 def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def format_window(window: ClosedWindow) -> str:
+def format_window(window: ClosedWindow, figures: Figures) -> str:
     """One CSV row; a figure the window has not (an empty window's MAE) is an empty field."""
-    figures = window.figures()
     fields = [iso(window.start_ms), iso(window.end_ms)]
     for figure in FIGURES:
         value = getattr(figures, figure)
@@ -93,62 +97,56 @@ def summary_path(logs_dir: Path) -> Path:
 
 
 class WindowsLog:
-    """Closed windows to `path`, their events to the outbox."""
+    """Closed windows to `path`, their events to the outbox, a summary to
+    `summary` (when given) at each sync."""
 
     def __init__(self, path: Path, settings: QualitySettings, names: StreamNames,
-                 state: dict[str, Any] | None) -> None:
+                 state: dict[str, Any] | None, summary: Path | None = None, quiet: bool = False) -> None:
         self.settings = settings
+        self.quiet = quiet  # no log line per transition (a replay's are history)
         self.names = names
         try:
             self._csv = AppendedFile(path, HEADER.encode(), 0 if state is None else int(state["csv_bytes"]))
         except FileLost as lost:
             raise ViewLost(str(lost)) from None
-        self.alerts = Alerts(list(settings.rules), settings.reference)
-        empty = settings.empty_windows()
-        if state is None:
-            self.windows = empty
-            self.recent: list[dict[str, Any]] = []
-            self.history: list[dict[str, Any]] = []
-        else:
+        self.track = settings.track()
+        self.recent: list[dict[str, Any]] = []
+        self.history: list[dict[str, Any]] = []
+        if state is not None:
             try:
-                self.windows = Windows.from_state(state["windows"], empty.window_ms, empty.lateness_ms)
+                self.track.restore(state)
             except ValueError as error:
                 self._csv.close()
                 raise ViewLost(f"{path}: {error}") from None
-            self.alerts.restore(state["alerts"])
             self.recent = list(state["recent"])
             self.history = list(state["history"])
         self._outbox: dict[str, list[Outgoing]] = {names.quality: [], names.alerts: []}
-        self.summary_path = summary_path(path.parent)
+        self.summary_path = summary
 
     def write_rows(self, rows: Rows) -> None:
-        add_rows(self.windows, rows)
-        closed = self.windows.close()
-        if closed:
-            self._csv.append("".join(format_window(window) for window in closed).encode())
-            for window in closed:
-                self._closed(window)
+        closings = self.track.add(*columns(rows))
+        if closings:
+            self._csv.append("".join(format_window(c.window, c.figures) for c in closings).encode())
+            for closing in closings:
+                self._closed(closing)
 
-    def _closed(self, window: ClosedWindow) -> None:
-        figures = window.figures()
-        body = self._window_json(window.start_ms, window.end_ms, figures) | {"late_rows": window.late_rows}
+    def _closed(self, closing: Closing) -> None:
+        window = closing.window
+        body = window_json(window.start_ms, window.end_ms, closing.figures) | {"late_rows": window.late_rows}
         now_ms = time.time_ns() // 1_000_000
         message = codec.encode_derived("quality", f"quality-{iso(window.start_ms)}", now_ms, body)
         message.publishing_id = window.end_ms
         self._outbox[self.names.quality].append(message)
         self.recent = (self.recent + [body])[-RECENT:]
-        for place, transition in enumerate(self.alerts.evaluate(window.start_ms, window.end_ms, figures)):
-            alert = _alert_json(transition)
-            _log_transition(transition)
+        for place, transition in enumerate(closing.transitions):
+            alert = alert_json(transition)
+            if not self.quiet:
+                log.warning("%s", describe(transition))
             message = codec.encode_derived(
                 "alert", f"alert-{transition.rule}-{transition.state}-{iso(window.start_ms)}", now_ms, alert)
             message.publishing_id = window.end_ms * ALERTS_PER_WINDOW + place
             self._outbox[self.names.alerts].append(message)
             self.history = (self.history + [alert])[-HISTORY:]
-
-    def _window_json(self, start_ms: int, end_ms: int, figures: Figures) -> dict[str, Any]:
-        return {"window_start": iso(start_ms), "window_end": iso(end_ms), "window_start_ms": start_ms,
-                "window_end_ms": end_ms, **figures.to_json()}
 
     def outgoing(self) -> dict[str, list[Outgoing]]:
         """The events of the windows closed since the last call."""
@@ -158,31 +156,37 @@ class WindowsLog:
 
     def sync(self) -> None:
         self._csv.sync()
-        self._write_summary()
+        if self.summary_path is not None:
+            self._write_summary(self.summary_path)
 
-    def _write_summary(self) -> None:
+    def _write_summary(self, path: Path) -> None:
         """For watching: not durable, rewritten at each checkpoint."""
-        settings = self.settings
+        settings, windows = self.settings, self.track.windows
         summary = {
             "updated_at": time.time(), "window_s": settings.window_s, "lateness_s": settings.lateness_s,
             "reference": settings.reference.to_json(),
             "rules": [_rule_json(rule, settings.reference) for rule in settings.rules],
-            "firing": self.alerts.firing(), "late_rows": self.windows.late_rows,
-            "open": [self._window_json(start, start + self.windows.window_ms, figures)
-                     for start, figures in self.windows.open_windows()],
+            "firing": self.track.alerts.firing(), "late_rows": windows.late_rows,
+            "open": [window_json(start, start + windows.window_ms, figures)
+                     for start, figures in windows.open_windows()],
             "recent": self.recent, "alerts": self.history,
         }
         try:
-            write_atomically(self.summary_path, lambda file: file.write(orjson.dumps(summary)), durable=False)
+            write_atomically(path, lambda file: file.write(orjson.dumps(summary)), durable=False)
         except OSError as error:
-            log.warning("cannot write %s (%s)", self.summary_path, error.strerror)
+            log.warning("cannot write %s (%s)", path, error.strerror)
 
     def state(self) -> dict[str, Any]:
-        return {"csv_bytes": self._csv.size(), "windows": self.windows.to_state(),
-                "alerts": self.alerts.to_state(), "recent": self.recent, "history": self.history}
+        return {"csv_bytes": self._csv.size(), **self.track.to_state(), "recent": self.recent,
+                "history": self.history}
 
     def close(self) -> None:
         self._csv.close()
+
+
+def window_json(start_ms: int, end_ms: int, figures: Figures) -> dict[str, Any]:
+    return {"window_start": iso(start_ms), "window_end": iso(end_ms), "window_start_ms": start_ms,
+            "window_end_ms": end_ms, **figures.to_json()}
 
 
 def _rule_json(rule: Rule, reference: Reference) -> dict[str, Any]:
@@ -192,17 +196,18 @@ def _rule_json(rule: Rule, reference: Reference) -> dict[str, Any]:
             "resolve_windows": rule.resolve_windows}
 
 
-def _alert_json(transition: Transition) -> dict[str, Any]:
+def alert_json(transition: Transition) -> dict[str, Any]:
     return {"rule": transition.rule, "state": transition.state,
             "window_start": iso(transition.window_start_ms), "window_end": iso(transition.window_end_ms),
             "figure": transition.figure, "value": transition.value, "threshold": transition.threshold,
             "reference": None if math.isnan(transition.reference) else transition.reference}
 
 
-def _log_transition(transition: Transition) -> None:
-    log.warning("alert %s %s: %s %.6g against %.6g (reference %.6g) in the window %s to %s",
-                transition.rule, transition.state, transition.figure, transition.value, transition.threshold,
-                transition.reference, iso(transition.window_start_ms), iso(transition.window_end_ms))
+def describe(transition: Transition) -> str:
+    """A transition in one line (metric logs it as a WARNING)."""
+    return (f"alert {transition.rule} {transition.state}: {transition.figure} {transition.value:.6g} "
+            f"against {transition.threshold:.6g} (reference {transition.reference:.6g}) in the window "
+            f"{iso(transition.window_start_ms)} to {iso(transition.window_end_ms)}")
 
 
 class MetricViews:
@@ -240,8 +245,28 @@ def open_metric_views(csv_path: Path, windows_path: Path, settings: QualitySetti
         raise ViewLost("the checkpoint has no quality windows")
     rows = CsvLog(csv_path, state)
     try:
-        windows = WindowsLog(windows_path, settings, names, None if state is None else state["windows"])
+        windows = WindowsLog(windows_path, settings, names, None if state is None else state["windows"],
+                             summary_path(windows_path.parent))
     except BaseException:
         rows.close()
         raise
     return MetricViews(rows, windows)
+
+
+def rebuild_windows(path: Path, rows: Rows, settings: QualitySettings, names: StreamNames,
+                    summary: Path | None) -> dict[str, Any]:
+    """Write the windows of `rows` to `path` in one piece (a file beside it,
+    renamed over it once durable); their state, for metric to carry on
+    from. Nothing is published: the streams hold the events already (or,
+    for a range metric never saw, they stay as they are)."""
+    partial = path.with_name(path.name + ".partial")
+    windows = WindowsLog(partial, settings, names, None, summary, quiet=True)
+    try:
+        windows.write_rows(rows)
+        windows.outgoing()
+        windows.sync()
+        state = windows.state()
+    finally:
+        windows.close()
+    os.replace(partial, path)
+    return state
