@@ -390,6 +390,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object, for scripts.")] = False,
     stale: Annotated[float | None, typer.Option(
         min=0, help="Exit 1 if a consumer has had messages waiting longer than this many seconds.")] = None,
+    fail_on_alert: Annotated[bool, typer.Option(help="Exit 1 if an alert rule is firing.")] = False,
 ) -> int:
     """Show the streams, each consumer's offset and lag, the join and the CSV."""
     import json
@@ -408,7 +409,10 @@ def status(
     for consumer in late:
         typer.echo(f"nnmon status: {consumer.processor} has had {consumer.stream} messages waiting "
                    f"{consumer.behind_s:.1f}s (more than --stale {stale:g}s)", err=True)
-    return 1 if late else 0
+    firing = found.quality.firing if found.quality is not None and fail_on_alert else []
+    if firing:
+        typer.echo(f"nnmon status: alerts firing: {', '.join(firing)}", err=True)
+    return 1 if late or firing else 0
 
 
 @app.command()

@@ -33,6 +33,7 @@ from nnmon.processors.shell.counts import read_counts
 from nnmon.processors.watch.csv_tail import CsvTail
 from nnmon.processors.watch.error_stats import ErrorStats
 from nnmon.processors.watch.prometheus import metrics_response
+from nnmon.processors.watch.quality import QualityStatus, read_quality
 from nnmon.processors.watch.status import Status, collect
 from nnmon.streams.client.connection import EXPLAINED_ERRORS, explain
 
@@ -56,6 +57,7 @@ class Dashboard:
     status: Status | None = None
     broker_error: str | None = None
     counts: dict[str, dict[str, Any]] = field(default_factory=dict)  # processor -> its CountsFile
+    quality: QualityStatus | None = None  # metric's windows and alerts
     _status_checks: Every = field(default_factory=lambda: Every(STATUS_EVERY_S))
     _row_counts: deque[tuple[float, int]] = field(default_factory=deque)
 
@@ -68,6 +70,7 @@ class Dashboard:
             self.stats = ErrorStats()
             self._row_counts.clear()
         self.stats.add(rows)
+        self.quality = read_quality(self.config.logs_dir)
         now = time.monotonic()
         self._row_counts.append((now, self.stats.count))
         while now - self._row_counts[0][0] > RATE_WINDOW_S:
@@ -127,6 +130,7 @@ class Dashboard:
             "rejected": None if rejected is None else rejected.held,
             "broker": {"reachable": self.broker_error is None and status is not None,
                        "error": self.broker_error},
+            "quality": None if self.quality is None else self.quality.summary,
         }
 
 

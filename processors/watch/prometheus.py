@@ -16,6 +16,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from nnmon.processors.core.quality import FIGURES
+from nnmon.processors.watch.quality import QualityStatus
+
 if TYPE_CHECKING:
     from nnmon.processors.watch.dashboard import Dashboard
 
@@ -47,6 +50,7 @@ class PipelineCollector(Collector):
                 rejects.add_metric([processor], counts["rejected"])
         yield processed
         yield rejects
+        yield from _quality(dashboard.quality)
         if status is None or dashboard.broker_error is not None:
             return  # no stale lag from before the broker went away
         rejected = next(s for s in status.streams if s.name == dashboard.config.names.rejected)
@@ -79,6 +83,33 @@ class PipelineCollector(Collector):
             if stream.last is not None:
                 last.add_metric([stream.name], stream.last)
         yield last
+
+
+def _quality(quality: QualityStatus | None) -> Iterator[Metric]:
+    """The last closed window's figures, the reference's, and each rule's state."""
+    if quality is None:
+        return
+    window = quality.last_window
+    if window is not None:
+        for figure in FIGURES:
+            value = window.get(figure)
+            if value is not None:
+                yield GaugeMetricFamily(f"nnmon_window_{figure}",
+                                        f"{figure} of the last closed quality window.", value=value)
+        yield GaugeMetricFamily("nnmon_window_end_seconds",
+                                "End of the last closed quality window (Unix time).",
+                                value=window["window_end_ms"] / 1000)
+    reference = quality.summary.get("reference", {}).get("figures", {})
+    for figure in ("mae", "rmse"):
+        if reference.get(figure) is not None:
+            yield GaugeMetricFamily(f"nnmon_reference_{figure}", f"{figure} of the reference.",
+                                    value=reference[figure])
+    firing = GaugeMetricFamily("nnmon_alert_firing", "1 while the alert rule fires.", labels=["rule"])
+    for rule in quality.summary.get("rules", []):
+        firing.add_metric([rule["name"]], int(rule["name"] in quality.firing))
+    yield firing
+    yield CounterMetricFamily("nnmon_window_late_rows", "Rows that came after their window had closed.",
+                              value=quality.summary.get("late_rows", 0))
 
 
 def metrics_response(dashboard: Dashboard) -> tuple[bytes, str]:

@@ -1,5 +1,5 @@
 """What a running pipeline looks like from outside: its streams, how far each
-consumer got, the join's state and the metric log.
+consumer got, the join's state, the metric log, the quality windows and alerts.
 
 Read-only: nothing is declared, stored or written. `collect` gathers a
 `Status` from the broker (stream protocol, and the management API when it
@@ -22,6 +22,7 @@ from rstream import ConsumerOffsetSpecification, OffsetType
 from nnmon.processors.run.config import PipelineConfig
 from nnmon.processors.shell.joined import JoinStatus, join_status
 from nnmon.processors.watch.csv_tail import RowCounter
+from nnmon.processors.watch.quality import QualityStatus, read_quality
 from nnmon.streams.client.connection import open_consumer
 from nnmon.streams.client.management import ManagementUnavailable, QueueInfo, stream_queues
 from nnmon.streams.events.ids import id_time_ms
@@ -93,6 +94,7 @@ class Status:
     csv: CsvStatus
     notes: list[str] = field(default_factory=list)
     collected_at: str = ""
+    quality: QualityStatus | None = None
 
     def stale(self, threshold_s: float) -> list[ConsumerStatus]:
         return [c for c in self.consumers if c.stale(threshold_s)]
@@ -143,7 +145,8 @@ async def collect(
         notes.append(f"sizes on disk unknown: {data_dir} is not this broker's readable data directory")
     joins = [j for j in (join_status(config, processor) for processor in JOINED) if j is not None]
     rows = RowCounter(config.csv_path).rows() if csv_rows is None else csv_rows
-    return Status(streams, consumers, joins, _csv(config.csv_path, rows), notes, _iso(now))
+    return Status(streams, consumers, joins, _csv(config.csv_path, rows), notes, _iso(now),
+                  read_quality(config.logs_dir))
 
 
 async def _stream(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from nnmon.processors.watch.quality import QualityStatus
 from nnmon.processors.watch.status import ConsumerStatus, Status
 
 _NONE = "-"
@@ -36,7 +37,38 @@ def render(status: Status, stale_s: float | None = None) -> str:
     csv_line = (f"CSV {csv.path}: {csv.rows} rows, last row {csv.last_row_at or _NONE}, "
                 f"written {csv.modified_at or _NONE}")
     notes = [f"note: {note}" for note in status.notes]
-    return "\n\n".join([streams, consumers, joins, "\n".join([csv_line, *notes])]) + "\n"
+    return "\n\n".join([streams, consumers, joins, _quality(status.quality),
+                        "\n".join([csv_line, *notes])]) + "\n"
+
+
+def _quality(quality: QualityStatus | None) -> str:
+    if quality is None:
+        return "QUALITY: no windows yet"
+    summary = quality.summary
+    reference = summary.get("reference", {})
+    figures = reference.get("figures", {})
+    lines = [f"QUALITY windows of {summary.get('window_s', 0):g}s "
+             f"(lateness {summary.get('lateness_s', 0):g}s), reference mae {_number(figures.get('mae'))} "
+             f"rmse {_number(figures.get('rmse'))}: {reference.get('source', '?')}"]
+    for label, window in (("last closed", quality.last_window), ("open", quality.open_window)):
+        if window is not None:
+            lines.append(f"  {label} {window['window_start']}: {window['rows']} rows, mae "
+                         f"{_number(window.get('mae'))}, rmse {_number(window.get('rmse'))}, "
+                         f"p99 {_number(window.get('p99'))}")
+    if summary.get("late_rows"):
+        lines.append(f"  late rows (their window had closed): {summary['late_rows']}")
+    firing = quality.firing_alerts()
+    if firing:
+        lines.append(_table(("ALERT FIRING", "FIGURE", "VALUE", "THRESHOLD", "SINCE WINDOW"),
+                            [(a["rule"], a["figure"], _number(a["value"]), _number(a["threshold"]),
+                              a["window_start"]) for a in firing]))
+    else:
+        lines.append("ALERTS: none firing")
+    return "\n".join(lines)
+
+
+def _number(value: Any) -> str:
+    return _NONE if value is None else f"{value:.4g}"
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
