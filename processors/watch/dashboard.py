@@ -1,8 +1,10 @@
 """`nnmon dashboard`: a web page that follows the pipeline as it runs.
 
-An aiohttp server on localhost with three routes:
+An aiohttp server on localhost with four routes:
 - `/`: the page (web/dashboard.html), which polls the JSON below;
-- `/api/summary`: error figures from the metric log, lag from the broker;
+- `/static/plotly.min.js`: the page's charting library;
+- `/api/summary`: error figures from the metric log, the quality windows
+  and alerts from metric's summary, lag from the broker;
 - `/metrics`: the same figures for Prometheus.
 
 The dashboard only reads: the CSV (followed like `tail -f`), the
@@ -152,9 +154,15 @@ def _finite(value: Any) -> Any:
 
 def make_app(dashboard: Dashboard) -> web.Application:
     page = resources.files("nnmon.processors.watch").joinpath("web/dashboard.html").read_bytes()
+    # The charting library as the plotly package ships it: no CDN, the page works offline.
+    plotly_js = resources.files("plotly").joinpath("package_data/plotly.min.js").read_bytes()
 
     async def index(_: web.Request) -> web.Response:
         return web.Response(body=page, content_type="text/html", charset="utf-8")
+
+    async def plotly(_: web.Request) -> web.Response:
+        return web.Response(body=plotly_js, content_type="application/javascript", charset="utf-8",
+                            headers={"Cache-Control": "max-age=86400"})
 
     async def summary(_: web.Request) -> web.Response:
         return web.json_response(dashboard.summary(), dumps=finite_json)
@@ -166,6 +174,7 @@ def make_app(dashboard: Dashboard) -> web.Application:
     app = web.Application()
     app.router.add_get("/", index)
     app.router.add_get("/api/summary", summary)
+    app.router.add_get("/static/plotly.min.js", plotly)
     app.router.add_get("/metrics", metrics)
     return app
 
