@@ -106,3 +106,7 @@ class StreamNames:
 
     def all(self) -> tuple[str, str, str, str]:
         return (self.features, self.y_true, self.y_pred, self.rejected)
+
+    def derived(self) -> tuple[str, str]:
+        """The streams of derived facts: closed windows, alerts."""
+        return (self.quality, self.alerts)

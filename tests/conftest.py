@@ -44,7 +44,7 @@ def config(broker: BrokerSettings, tmp_path: Path) -> Iterator[PipelineConfig]:
     config = PipelineConfig(broker, names, Retention(max_age="1h", max_bytes=500_000_000,
                                                      segment_bytes=10_000_000), tmp_path / "logs")
     yield config
-    asyncio.run(delete_streams(broker, names.all()))
+    asyncio.run(delete_streams(broker, names.all() + names.derived()))
 
 
 async def delete_streams(broker: BrokerSettings, streams: tuple[str, ...]) -> None:

@@ -10,13 +10,18 @@ from typing import Any
 from nnmon.processors.run.config import PipelineConfig
 from nnmon.processors.shell.joined import JoinLimits, JoinRunner
 from nnmon.processors.shell.lock import view_lock
+from nnmon.processors.shell.quality_setup import default_quality
 from nnmon.processors.shell.windows_log import MetricViews, QualitySettings, open_metric_views
 
 log = logging.getLogger("nnmon.metric")
 
 
 async def run_metric(config: PipelineConfig, stop: asyncio.Event, limits: JoinLimits,
-                     quality: QualitySettings) -> None:
+                     quality: QualitySettings | None = None) -> None:
+    """Run metric until `stop`; with the default quality windows and rules without `quality`."""
+    if quality is None:
+        quality = default_quality()
+
     def open_view(state: dict[str, Any] | None) -> MetricViews:
         return open_metric_views(config.csv_path, config.windows_path, quality, config.names, state)
 

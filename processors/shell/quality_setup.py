@@ -16,6 +16,7 @@ from nnmon.processors.core.predictor import default_predictor
 from nnmon.processors.core.reference import Reference
 from nnmon.processors.core.rules import Rule, RulesError, default_rules, parse_rules
 from nnmon.processors.run.runtime import UsageError
+from nnmon.processors.shell.windows_log import QualitySettings
 
 
 @dataclass(frozen=True)
@@ -102,3 +103,10 @@ def checked(rules: list[Rule], reference: Reference) -> tuple[Rule, ...]:
         except RulesError as error:
             raise UsageError(str(error)) from None
     return tuple(rules)
+
+
+def default_quality() -> QualitySettings:
+    """Windows of 60 s with 30 s of lateness, the built-in rules and reference."""
+    options, reference = QualityOptions(), builtin_reference()
+    rules = checked(default_rules(), reference)
+    return QualitySettings(options.window_s, options.lateness_s, rules, reference)
