@@ -41,31 +41,34 @@ def wait_for(url: str, timeout_s: float = 60) -> None:
 
 async def delete_streams(names: StreamNames) -> None:
     async with open_consumer(BrokerSettings(), "nnmon-screenshots") as consumer:
-        for stream in names.all():
+        for stream in names.all() + names.derived():
             await consumer.delete_stream(stream, missing_ok=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=1500)
+    parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--out", type=Path, default=ROOT / "scripts" / "pictures")
     options = parser.parse_args()
     names = StreamNames(f"screenshots-{uuid.uuid4().hex[:8]}-")
     with tempfile.TemporaryDirectory(prefix="nnmon-screenshots-") as logs:
         env = {"NNMON_STREAM_PREFIX": names.prefix, "NNMON_LOGS_DIR": logs, "PATH": "/usr/bin:/bin"}
         try:
-            # Spread over ~10 s, so the chart of errors over time has a time axis.
-            subprocess.run([NNMON, "up", "--count", str(options.events), "--interval", "0.007",
-                            "--every", "1"], env=env, check=True)
+            # Spread over ~15 s in windows of 1 s, the truths drifting halfway:
+            # the chart of windows shows the alert the drift sets off.
+            subprocess.run([NNMON, "up", "--count", str(options.events), "--interval", "0.005",
+                            "--every", "1", "--window", "1", "--allowed-lateness", "0.5",
+                            "--concept-drift-after", str(options.events // 2)], env=env, check=True)
             port = free_port()
             dashboard = subprocess.Popen([NNMON, "dashboard", "--port", str(port)], env=env)
             try:
                 base = f"http://127.0.0.1:{port}/"
                 wait_for(base + "api/summary")
-                with chromium(1280, 1000) as browser:
+                with chromium(1280, 1300) as browser:
                     browser.get(base)
                     body = browser.find_element(By.TAG_NAME, "body")
                     WebDriverWait(browser, 30).until(lambda _: body.get_attribute("data-loaded") == "true")
+                    WebDriverWait(browser, 30).until(lambda _: body.get_attribute("data-firing"))
                     options.out.mkdir(parents=True, exist_ok=True)
                     browser.save_screenshot(str(options.out / "dashboard.png"))
             finally:

@@ -111,7 +111,7 @@ async def collect(
     `csv_rows`: the CSV's row count, from a caller that follows the file
     already; without it the file is counted."""
     names = config.names
-    stream_names = list(names.all())
+    stream_names = list(names.all() + names.derived())
     notes: list[str] = []
     try:
         queues: dict[str, QueueInfo | None] = await stream_queues(config.broker, management_url, stream_names)

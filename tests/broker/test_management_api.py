@@ -60,7 +60,7 @@ def test_streams_connections_publishers_and_consumers_are_named(config: Pipeline
         asyncio.run(wait_until(named, 60, "named publishers and consumers"))
 
         queues = {q["name"]: q for q in api(config, "/api/queues") if q["name"].startswith(prefix)}
-        assert set(queues) == set(names.all())
+        assert set(queues) == set(names.all() + names.derived())
         for queue in queues.values():
             assert queue["type"] == "stream"
             assert queue["arguments"]["x-max-age"] == config.retention.max_age

@@ -100,7 +100,9 @@ def test_concept_drift_fires_an_alert_read_back_from_the_alerts_stream(drifted: 
     assert alert["reference"] == pytest.approx(reference_mae, rel=1e-12)
     assert alert["threshold"] == pytest.approx(1.2 * reference_mae, rel=1e-12)
     assert alert["value"] > alert["threshold"]
-    windows = pd.read_csv(config.windows_path)
+    # Windows with rows (an empty one, had a loaded machine held features
+    # back, leaves the rules as they were).
+    windows = pd.read_csv(config.windows_path).query("rows > 0").reset_index(drop=True)
     # The window it fired at is the second in a row above the threshold, and
     # the windows before the drift are below it.
     above = (windows["mae"] > alert["threshold"]).tolist()
@@ -112,8 +114,8 @@ def test_concept_drift_fires_an_alert_read_back_from_the_alerts_stream(drifted: 
 def test_each_window_is_once_in_the_csv_and_once_in_the_quality_stream(drifted: PipelineConfig) -> None:
     config = drifted
     windows = pd.read_csv(config.windows_path)
-    assert list(windows.columns) == ["window_start", "window_end", "rows", "mae", "rmse", "bias", "r2", "mape",
-                                     "max_error", "p50", "p90", "p99"]
+    assert list(windows.columns) == ["window_start", "window_end", "rows", "mae", "rmse", "bias", "r2",
+                                     "mape", "max_error", "p50", "p90", "p99"]
     assert windows["window_start"].is_unique and len(windows) >= 5
     events = asyncio.run(read_with_rstream(config.broker, config.names.quality))
     assert [e["window_start"] for e in events] == windows["window_start"].tolist()

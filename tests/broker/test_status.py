@@ -31,7 +31,7 @@ def test_status_after_a_run_shows_every_stream_consumer_and_row(config: Pipeline
     assert result.returncode == 0, result.stderr
 
     streams = {s["name"]: s for s in status["streams"]}
-    assert set(streams) == set(names.all())
+    assert set(streams) == set(names.all() + names.derived())
     for name in (names.features, names.y_true, names.y_pred):
         read = asyncio.run(read_stream(config.broker, name, 40))
         assert streams[name]["exists"] and streams[name]["first"] == read[0][0]
@@ -59,7 +59,7 @@ def test_status_after_a_run_shows_every_stream_consumer_and_row(config: Pipeline
 
     table = run_nnmon(config, "status")
     assert table.returncode == 0
-    for name in names.all():
+    for name in names.all() + names.derived():
         assert name in table.stdout
     assert "CONSUMER" in table.stdout and "40 rows" in table.stdout
 

@@ -1,5 +1,6 @@
 """Nothing lost, nothing doubled: real processes killed with SIGKILL at random
-moments while events flow at full speed, and restarted each time."""
+moments while events flow at full speed, and restarted each time: the rows,
+the predictions, the quality windows (file and stream) and the alerts."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import random
 import time
 
+import pandas as pd
 import pytest
 
 from nnmon.processors.run.config import PipelineConfig
@@ -22,11 +24,15 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(
 ) -> None:
     config.logs_dir.mkdir(parents=True)
     pipeline = Pipeline(config)
+    # Windows of 0.2 s of prediction time: a dozen or more close during the
+    # run, and the drift halfway makes the rules fire.
+    pipeline.env.update({"NNMON_WINDOW": "0.2", "NNMON_ALLOWED_LATENESS": "1"})
     rng = random.Random(f"{config.names.prefix}{victims}")
     try:
         pipeline.start("model")
         pipeline.start("metric")
-        pipeline.start("features", "--interval", "0", "--count", str(EVENTS))
+        pipeline.start("features", "--interval", "0", "--count", str(EVENTS),
+                       "--concept-drift-after", str(EVENTS // 2))
         kills = mid_flow = 0
         deadline = time.monotonic() + 120
         # The first kill when a random share of the rows is in: surely mid-flow.
@@ -62,3 +68,23 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(
     predicted = [codec.decode(data) for _, data in predictions]
     assert len({p.features_id for p in predicted if isinstance(p, codec.PredictionEvent)}) == EVENTS
     assert asyncio.run(stream_length(config.broker, config.names.y_pred)) == EVENTS
+
+    assert_windows_once(config)
+
+
+def assert_windows_once(config: PipelineConfig) -> None:
+    """Every closed window once in the CSV and once, the same, in the quality
+    stream; every alert transition once in the alerts stream."""
+    windows = pd.read_csv(config.windows_path)
+    assert windows["window_start"].is_unique and len(windows) >= 5
+    quality = [codec.decode_derived(data)[1] for _, data in asyncio.run(
+        read_stream(config.broker, config.names.quality, len(windows)))]
+    assert asyncio.run(stream_length(config.broker, config.names.quality)) == len(windows)
+    assert [q["window_start"] for q in quality] == windows["window_start"].tolist()
+    assert [q["rows"] for q in quality] == windows["rows"].tolist()
+    alerts_held = asyncio.run(stream_length(config.broker, config.names.alerts))
+    alerts = [codec.decode_derived(data)[1] for _, data in asyncio.run(
+        read_stream(config.broker, config.names.alerts, alerts_held))]
+    transitions = [(a["rule"], a["state"], a["window_start"]) for a in alerts]
+    assert len(transitions) == len(set(transitions))
+    assert [t[1] for t in transitions if t[0] == "mae_above_reference"] == ["firing"]

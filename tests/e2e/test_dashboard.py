@@ -97,8 +97,10 @@ def test_summary_metrics_and_page_match_the_csv(config: PipelineConfig, tmp_path
             assert shown("mae")[0] == f"{mae:.3f}" and float(shown("mae")[1]) == pytest.approx(mae, rel=1e-12)
             assert shown("rmse")[0] == f"{rmse:.3f}"
             assert shown("expired") == ("0", "0")
-            bars = browser.find_elements(By.CSS_SELECTOR, "#histogram .bar")
+            # Drawn by plotly.js: a bar per bin, and the errors over time as three lines.
+            bars = browser.find_elements(By.CSS_SELECTOR, "#histogram .barlayer .point")
             assert len(bars) == len(summary["histogram"]["bins"])
+            assert len(browser.find_elements(By.CSS_SELECTOR, "#errors .scatterlayer .trace")) == 3
             assert len(browser.find_elements(By.CSS_SELECTOR, "#lag .lag-row")) == 5
 
             # The page follows the log by itself: 20 more events show up.
@@ -127,3 +129,42 @@ def test_a_dashboard_that_cannot_reach_the_broker_says_so_and_exits_2(config: Pi
     result = run_nnmon(config, "dashboard", "--port", str(free_port()), "--broker-port", str(free_port()))
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_the_page_shows_the_windows_and_an_alert_firing(config: PipelineConfig) -> None:
+    # 1,500 events 4 ms apart in windows of 0.5 s, the truths drifting after 600.
+    ran = run_nnmon(config, "up", "--count", "1500", "--interval", "0.004", "--every", "1", "--window", "0.5",
+                    "--allowed-lateness", "0.5", "--concept-drift-after", "600")
+    assert ran.returncode == 0, ran.stderr
+    windows = pd.read_csv(config.windows_path)
+    port = free_port()
+    with serving([NNMON, "dashboard", "--port", str(port)], config, port) as base:
+        quality = json.loads(get(base + "/api/summary"))["quality"]
+        # (no_rows may fire too, if a loaded machine held features back for a whole window)
+        assert {"mae_above_reference", "rmse_above_reference"} <= set(quality["firing"])
+        assert [w["window_start"] for w in quality["recent"]] == windows["window_start"].tolist()[-120:]
+        metrics = samples(get(base + "/metrics").decode())
+        assert metrics[("nnmon_alert_firing", (("rule", "mae_above_reference"),))] == 1
+        assert metrics[("nnmon_alert_firing", (("rule", "no_rows"),))] == 0
+        assert metrics[("nnmon_window_mae", ())] == windows["mae"].iloc[-1]
+        assert metrics[("nnmon_window_rows", ())] == windows["rows"].iloc[-1]
+        page = get(base + "/").decode()
+        assert '<script src="/static/plotly.min.js">' in page and "https://" not in page  # no CDN
+        assert get(base + "/static/plotly.min.js").startswith(b"/**\n* plotly.js")
+
+        with chromium() as browser:
+            browser.get(base + "/")
+            body = browser.find_element(By.TAG_NAME, "body")
+            WebDriverWait(browser, 30).until(lambda _: body.get_attribute("data-loaded") == "true")
+            assert body.get_attribute("data-firing") == ",".join(quality["firing"])
+            chart = browser.find_element(By.ID, "windows-chart")
+            assert chart.get_attribute("data-windows") == str(len(quality["recent"]))
+            # Drawn by plotly: MAE, RMSE, the open window, the references and the two thresholds.
+            traces = browser.find_elements(By.CSS_SELECTOR, "#windows-chart .scatterlayer .trace")
+            assert len(traces) == 7
+            firing = browser.find_elements(By.CSS_SELECTOR, "#alerts-firing li")
+            assert [li.get_attribute("data-rule") for li in firing] == quality["firing"]
+            assert len(browser.find_elements(By.CSS_SELECTOR, "#alerts-history .alert-row.firing")) >= 2
+            shown = {tr.get_attribute("data-figure"): tr.find_elements(By.TAG_NAME, "td")[1].text
+                     for tr in browser.find_elements(By.CSS_SELECTOR, "#open-window tbody tr")}
+            assert shown["rows"] == str(quality["open"][-1]["rows"])
