@@ -1,5 +1,5 @@
 """Nothing lost, nothing doubled: real processes killed with SIGKILL at random
-moments while events flow at full speed, and restarted each time: the rows,
+moments while 10,000 events a second flow, and restarted each time: the rows,
 the predictions, the quality windows (file and stream) and the alerts."""
 
 from __future__ import annotations
@@ -24,15 +24,17 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(
 ) -> None:
     config.logs_dir.mkdir(parents=True)
     pipeline = Pipeline(config)
-    # Windows of 0.2 s of prediction time: a dozen or more close during the
-    # run, and the drift halfway makes the rules fire.
-    pipeline.env.update({"NNMON_WINDOW": "0.2", "NNMON_ALLOWED_LATENESS": "1"})
+    # Windows of 0.1 s of prediction time. At 10,000 events/s (at full
+    # speed the ids come in bursts of thousands, most windows empty) the
+    # 20,000 ids span 2 s or more: 15 windows or more close during the run,
+    # and the drift a third of the way in makes the rules fire.
+    pipeline.env.update({"NNMON_WINDOW": "0.1", "NNMON_ALLOWED_LATENESS": "0.2"})
     rng = random.Random(f"{config.names.prefix}{victims}")
     try:
         pipeline.start("model")
         pipeline.start("metric")
-        pipeline.start("features", "--interval", "0", "--count", str(EVENTS),
-                       "--concept-drift-after", str(EVENTS // 2))
+        pipeline.start("features", "--interval", "0.0001", "--count", str(EVENTS),
+                       "--concept-drift-after", str(EVENTS // 3))
         kills = mid_flow = 0
         deadline = time.monotonic() + 120
         # The first kill when a random share of the rows is in: surely mid-flow.
@@ -81,7 +83,13 @@ def assert_windows_once(config: PipelineConfig) -> None:
         read_stream(config.broker, config.names.quality, len(windows)))]
     assert asyncio.run(stream_length(config.broker, config.names.quality)) == len(windows)
     assert [q["window_start"] for q in quality] == windows["window_start"].tolist()
-    assert [q["rows"] for q in quality] == windows["rows"].tolist()
+    # The same windows: unless a row came late (after its window closed), in
+    # which case a window closed again after a crash may have been closed
+    # before without it (the stream keeps the first).
+    if sum(q["late_rows"] for q in quality) == 0:
+        assert [q["rows"] for q in quality] == windows["rows"].tolist()
+        # (null in an event where the CSV leaves an empty window's figure out)
+        assert pd.Series([q["mae"] for q in quality], dtype=float).equals(windows["mae"])
     alerts_held = asyncio.run(stream_length(config.broker, config.names.alerts))
     alerts = [codec.decode_derived(data)[1] for _, data in asyncio.run(
         read_stream(config.broker, config.names.alerts, alerts_held))]
