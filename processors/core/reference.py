@@ -53,9 +53,7 @@ class Reference:
         """The reference of rows without time, cut in CHUNKS runs of rows."""
         if y_true.size == 0:
             raise ValueError(f"the reference ({source}) has no rows")
-        chunks = [Quality.of(t, p) for t, p in zip(np.array_split(y_true, min(CHUNKS, y_true.size)),
-                                                     np.array_split(y_pred, min(CHUNKS, y_pred.size)))]
-        return cls.of_windows(source, chunks, timed=False)
+        return cls.of_windows(source, chunks_of(y_true, y_pred), timed=False)
 
     def value(self, figure: str) -> float:
         """The reference's figure; for `rows`, the mean rows per window
@@ -67,3 +65,9 @@ class Reference:
     def to_json(self) -> dict[str, Any]:
         nan_free = {k: None if math.isnan(v) else v for k, v in self.window_std.items()}
         return {"source": self.source, "figures": self.figures.to_json(), "window_std": nan_free}
+
+
+def chunks_of(y_true: np.ndarray, y_pred: np.ndarray) -> list[Quality]:
+    """Rows without time as CHUNKS runs of consecutive rows, each one's quality."""
+    count = min(CHUNKS, y_true.size)
+    return [Quality.of(t, p) for t, p in zip(np.array_split(y_true, count), np.array_split(y_pred, count))]

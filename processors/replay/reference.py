@@ -27,7 +27,7 @@ async def quality_settings(config: PipelineConfig, options: QualityOptions) -> Q
     elif options.reference_from is not None:
         reference = await history_reference(config, options)
     else:
-        reference = builtin_reference()
+        reference = builtin_reference(config.checkpoint_path("builtin-reference"))
     return QualitySettings(options.window_s, options.lateness_s, checked(rules, reference), reference)
 
 

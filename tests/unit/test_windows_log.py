@@ -3,6 +3,7 @@ across a restore from any checkpoint, and the events it hands over."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -98,3 +99,16 @@ def test_windows_cut_at_another_length_are_rebuilt(tmp_path: Path) -> None:
     log.close()
     with pytest.raises(ViewLost):
         WindowsLog(tmp_path / "w.csv", settings(window_s=2.0), NAMES, state)
+
+
+def test_the_builtin_reference_is_cached_and_a_stale_cache_made_again(tmp_path: Path) -> None:
+    cache = tmp_path / "builtin-reference.json"
+    fitted = builtin_reference()
+    assert builtin_reference(cache).figures == fitted.figures  # made, and written
+    assert builtin_reference(cache) == fitted  # read back
+    stale = json.loads(cache.read_text())
+    stale["key"] = "scikit-learn 0.1"
+    stale["chunks"] = stale["chunks"][:1]
+    cache.write_text(json.dumps(stale))
+    assert builtin_reference(cache) == fitted
+    assert json.loads(cache.read_text())["key"] != "scikit-learn 0.1"
