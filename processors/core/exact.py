@@ -42,8 +42,8 @@ class ExactSum:
             return self.overflow
         try:
             return self.scaled / (1 << SCALE)
-        except OverflowError:
-            return math.copysign(math.inf, self.scaled)
+        except OverflowError:  # beyond the largest float
+            return math.inf if self.scaled > 0 else -math.inf
 
     def to_state(self) -> str:
         """As text: the integer can be far wider than JSON numbers go."""
@@ -65,6 +65,7 @@ class ExactSum:
 # Below this many terms in all, Python's exact float-to-integer ratio is
 # faster than numpy's fixed cost per call (measured: scripts/bench_windows.py).
 _FEW = 64
+_MANY = 1 << 25  # at most this many terms in one pass: each half's sum then stays below 2**53
 
 
 def add_exactly(sums: Sequence[ExactSum], columns: Sequence[np.ndarray]) -> None:
@@ -77,6 +78,10 @@ def add_exactly(sums: Sequence[ExactSum], columns: Sequence[np.ndarray]) -> None
                     exact.scaled += numerator << (SCALE + 1 - denominator.bit_length())
                 else:
                     exact.overflow += value
+        return
+    if sum(column.size for column in columns) > _MANY:  # keep the float halves' sums exact
+        for start in range(0, max(column.size for column in columns), _MANY // len(columns)):
+            add_exactly(sums, [column[start:start + _MANY // len(columns)] for column in columns])
         return
     values = np.concatenate(columns)
     which = np.repeat(np.arange(len(columns)), [column.size for column in columns])

@@ -138,7 +138,10 @@ class Quality:
         spread = self.truth_square.scaled * self.rows * (1 << SCALE) - self.truth.scaled ** 2
         if spread <= 0:
             return 1.0 if residual == 0 else 0.0
-        total = spread / (self.rows << (2 * SCALE))
+        try:
+            total = spread / (self.rows << (2 * SCALE))
+        except OverflowError:  # truths beyond what a float squares
+            return math.nan
         return 1 - residual / total
 
     def to_state(self) -> dict[str, Any]:

@@ -65,6 +65,11 @@ class Rule:
         if not (math.isfinite(fire) and math.isfinite(resolve)):
             raise RulesError(f"rule {self.name!r}: the reference ({reference.source}) has no {self.figure} "
                              f"to set a {self.kind.value} threshold from")
+        if self.kind is Kind.RELATIVE and not reference.value(self.figure) > 0:
+            # A factor of a negative figure would turn "above" into "below".
+            raise RulesError(f"rule {self.name!r}: a relative threshold needs a positive reference "
+                             f"{self.figure} (the reference's is {reference.value(self.figure):.6g}); "
+                             "give an absolute or std one")
         if resolve != fire and (resolve > fire) == self.above:
             raise RulesError(f"rule {self.name!r}: resolve_at must lie on the good side of the threshold")
 

@@ -59,10 +59,18 @@ class Windows:
         if times_ms.size == 0:
             return 0
         starts = times_ms - times_ms % self.window_ms
-        late = 0
-        if self.closed_before_ms is not None and int(starts.min()) < self.closed_before_ms:
-            on_time = starts >= self.closed_before_ms
-            late = int(times_ms.size - np.count_nonzero(on_time))
+        # A row is late when its window had closed by the time it came, in
+        # row order: closed by an earlier `close`, or left behind by the
+        # watermark of the rows before it, as if windows closed after every
+        # row. So where the batches split makes no difference.
+        floor = np.iinfo(np.int64).min if self.watermark_ms is None else self.watermark_ms
+        seen_before = np.maximum(np.concatenate(([floor], np.maximum.accumulate(times_ms)[:-1])), floor)
+        late_mask = starts + (self.window_ms + self.lateness_ms) < seen_before
+        if self.closed_before_ms is not None:
+            late_mask |= starts < self.closed_before_ms
+        late = int(np.count_nonzero(late_mask))
+        if late:
+            on_time = ~late_mask
             starts, y_true, y_pred = starts[on_time], y_true[on_time], y_pred[on_time]
             self.late_rows += late
             self._late_since_close += late
@@ -70,11 +78,12 @@ class Windows:
             first = int(starts[0])
             if (starts == first).all():  # the common case: a batch within one window
                 self._window(first).add(y_true, y_pred)
-            else:
-                keys, where = np.unique(starts, return_inverse=True)
-                for index, start in enumerate(keys.tolist()):
-                    chosen = where == index
-                    self._window(start).add(y_true[chosen], y_pred[chosen])
+            else:  # rows sorted by window (stable: each window's in their order), cut where it changes
+                order = np.argsort(starts, kind="stable")
+                starts, y_true, y_pred = starts[order], y_true[order], y_pred[order]
+                cuts = np.flatnonzero(np.diff(starts)) + 1
+                for begin, end in zip([0, *cuts.tolist()], [*cuts.tolist(), starts.size]):
+                    self._window(int(starts[begin])).add(y_true[begin:end], y_pred[begin:end])
         newest = int(times_ms.max())
         if self.watermark_ms is None or newest > self.watermark_ms:
             self.watermark_ms = newest

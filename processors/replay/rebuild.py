@@ -20,12 +20,27 @@ from nnmon.processors.shell.drawing import draw_png
 from nnmon.processors.shell.joined import JoinLimits
 from nnmon.processors.shell.lock import view_lock
 from nnmon.processors.shell.windows_log import QualitySettings, rebuild_windows, summary_path
+from nnmon.streams.client.connection import open_producer
+from nnmon.streams.client.publisher import ConfirmedPublisher, Outgoing
+from nnmon.streams.client.topology import declare_streams
 
 
 def histogram_of(rows: Rows) -> ErrorHistogram:
     histogram = ErrorHistogram()
     histogram.add(rows.absolute_error)
     return histogram
+
+
+async def publish_as_metric(config: PipelineConfig, events: dict[str, list[Outgoing]]) -> None:
+    """Publish the replayed windows' events under metric's publisher name:
+    the broker drops those metric published already, and keeps those of the
+    windows metric had not closed (it was stopped, the streams went on)."""
+    if not events:
+        return
+    async with open_producer(config.broker, config.connection_name("replay")) as producer:
+        await declare_streams(producer, config.names.derived(), config.retention)
+        publisher = ConfirmedPublisher(producer, config.names.consumer("metric"))
+        await (await publisher.send_together(events))
 
 
 def windows_out(out: Path) -> Path:
@@ -56,8 +71,9 @@ async def rebuild_views(
         # metric rebuild from the streams rather than trust a stale length.
         joined.forget(config, "metric")
         size = write_csv(config.csv_path, result.rows)
-        windows = rebuild_windows(config.windows_path, result.rows, quality, config.names,
-                                  summary_path(config.logs_dir))
+        windows, events = rebuild_windows(config.windows_path, result.rows, quality, config.names,
+                                          summary_path(config.logs_dir))
+        await publish_as_metric(config, events)  # before metric is told they are closed
         await joined.hand_over(config, "metric", result.hand_over(), limits,
                                CsvLog.state_of(size) | {"windows": windows})
         if plot:

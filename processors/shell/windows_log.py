@@ -115,7 +115,7 @@ class WindowsLog:
         if state is not None:
             try:
                 self.track.restore(state)
-            except ValueError as error:
+            except (ValueError, KeyError, TypeError) as error:
                 self._csv.close()
                 raise ViewLost(f"{path}: {error}") from None
             self.recent = list(state["recent"])
@@ -254,19 +254,19 @@ def open_metric_views(csv_path: Path, windows_path: Path, settings: QualitySetti
 
 
 def rebuild_windows(path: Path, rows: Rows, settings: QualitySettings, names: StreamNames,
-                    summary: Path | None) -> dict[str, Any]:
+                    summary: Path | None) -> tuple[dict[str, Any], dict[str, list[Outgoing]]]:
     """Write the windows of `rows` to `path` in one piece (a file beside it,
     renamed over it once durable); their state, for metric to carry on
-    from. Nothing is published: the streams hold the events already (or,
-    for a range metric never saw, they stay as they are)."""
+    from, and their events (with metric's publishing ids: published under
+    metric's name, the broker keeps only those it does not hold yet)."""
     partial = path.with_name(path.name + ".partial")
     windows = WindowsLog(partial, settings, names, None, summary, quiet=True)
     try:
         windows.write_rows(rows)
-        windows.outgoing()
+        events = windows.outgoing()
         windows.sync()
         state = windows.state()
     finally:
         windows.close()
     os.replace(partial, path)
-    return state
+    return state, events

@@ -138,6 +138,24 @@ def test_a_replay_rebuilds_the_live_windows_row_for_row(drifted: PipelineConfig)
     assert done.returncode == 0, done.stderr
     assert config.windows_path.read_bytes() == live
 
+    # The streams go on while metric is stopped: a live replay closes the
+    # windows metric never closed, and publishes them (once: the broker
+    # drops those metric had published).
+    asyncio.run(more_events_without_metric(config, 500))
+    done = run_nnmon(config, "replay", "--from-offset", "first", *WINDOW)
+    assert done.returncode == 0, done.stderr
+    windows = pd.read_csv(config.windows_path)
+    assert len(windows) > len(pd.read_csv(config.logs_dir / "replayed_windows.csv"))
+    events = asyncio.run(read_with_rstream(config.broker, config.names.quality))
+    assert [e["window_start"] for e in events] == windows["window_start"].tolist()
+
+
+async def more_events_without_metric(config: PipelineConfig, count: int) -> None:
+    model = start(lambda stop: run_model(config, stop, default_predictor()))
+    await run_features(config, asyncio.Event(), interval=0.002, count=count, seed=6)
+    await asyncio.sleep(2)  # model's last predictions
+    await model.finish()
+
 
 def test_check_gates_on_the_alerts_and_status_lists_them(drifted: PipelineConfig) -> None:
     config = drifted

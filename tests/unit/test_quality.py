@@ -252,3 +252,37 @@ def test_exact_sums_are_pythons_fsum_in_any_order(values: list[float], rng: obje
         return
     assert whole.value() == expected
     assert ExactSum.from_state(whole.to_state()) == whole
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 20_000), min_size=1, max_size=60), st.lists(st.integers(1, 59), max_size=5))
+def test_where_batches_split_makes_no_difference(times: list[int], cuts: list[int]) -> None:
+    """Lateness is judged in row order: the same rows in one batch or in
+    several (closing windows between) give the same windows and late rows."""
+    def run(pieces: list[list[int]]) -> tuple[list[tuple[int, int, float]], int]:
+        windows = Windows(1000, 500)
+        closed = []
+        for piece in pieces:
+            if piece:
+                values = np.array(piece, dtype=np.float64)
+                windows.add(np.array(piece, dtype=np.int64), values, values + 1)
+                closed += windows.close()
+        closed += windows.flush()
+        return [(w.start_ms, w.quality.rows, w.figures().mae) for w in closed], windows.late_rows
+
+    bounds = sorted({c for c in cuts if c < len(times)})
+    pieces = [times[a:b] for a, b in zip([0, *bounds], [*bounds, len(times)])]
+    assert run(pieces) == run([times])
+
+
+def test_huge_values_give_infinite_figures_not_a_crash() -> None:
+    figures = Quality.of(np.zeros(2), np.full(2, 1e308)).figures()
+    assert figures.mae == math.inf and figures.rmse == math.inf
+    assert math.isnan(Quality.of(np.array([1e154, -1e154, 3e154]), np.zeros(3)).figures().r2)
+
+
+def test_a_relative_rule_needs_a_positive_reference_figure() -> None:
+    y_true = np.linspace(50, 300, 100)
+    low = Reference.of_rows("predicting low", y_true, y_true - 5)  # bias -5
+    with pytest.raises(RulesError, match="positive reference bias"):
+        Alerts([Rule("bias", "bias", 1.2, kind=Kind.RELATIVE)], low)
