@@ -84,6 +84,9 @@ def default_rules() -> list[Rule]:
     ]
 
 
+# At most this many rules: an alert's publishing id is its window's end
+# times this plus its place among the window's transitions.
+MAX_RULES = 100
 _KEYS = {"name", "figure", "above", "below", "kind", "for_windows", "resolve_windows", "resolve_at"}
 
 
@@ -95,6 +98,8 @@ def parse_rules(document: dict[str, Any]) -> list[Rule]:
     tables = document.get("rule", [])
     if not isinstance(tables, list) or not tables:
         raise RulesError("no [[rule]] table")
+    if len(tables) > MAX_RULES:
+        raise RulesError(f"{len(tables)} rules: at most {MAX_RULES}")
     rules = [_rule(table, index) for index, table in enumerate(tables, 1)]
     names = [rule.name for rule in rules]
     for name in names:

@@ -55,8 +55,8 @@ class RowMessages:
     def make(self, rows: list[int], ids: IdGenerator, drifted_from: int | None = None,
              ) -> tuple[list[RawMessage], list[RawMessage], str]:
         """Messages for `rows`, each pair under a new id; and the last id.
-        From the row at index `drifted_from` on, the truths drift
-        (`dataset.drifted_target`)."""
+        From the row at index `drifted_from` on (every row, when it is
+        below 0), the truths drift (`dataset.drifted_target`)."""
         now_ms = time.time_ns() // 1_000_000
         features, truths = [], []
         event_id = ""
@@ -160,13 +160,13 @@ async def _publish(
                 size = min(due, FULL_SPEED_BATCH)
                 if count is not None:
                     size = min(size, count - progress.made)
-                drifted_from = None if concept_drift_after is None else max(
-                    0, concept_drift_after - progress.made)
+                # Where in this batch the drift begins (before it: below 0).
+                drift_at = None if concept_drift_after is None else concept_drift_after - progress.made
                 features, truths, last_id = messages.make([next(progress.rows) for _ in range(size)],
-                                                          progress.ids, drifted_from)
-                if concept_drift_after is not None and 0 <= concept_drift_after - progress.made < size:
+                                                          progress.ids, drift_at)
+                if drift_at is not None and 0 <= drift_at < size:
                     log.warning("concept drift from event %d on: every y_true is now %g * y_true + %g",
-                                concept_drift_after + 1, DRIFT_SCALE, DRIFT_SHIFT)
+                                progress.made + drift_at + 1, DRIFT_SCALE, DRIFT_SHIFT)
                 batch = (numbered(features, progress.next_publishing_id),
                          numbered(truths, progress.next_publishing_id))
                 progress.next_publishing_id += size

@@ -1,12 +1,12 @@
 """The metric log: a CSV file of joined rows, appended to and flushed per
-batch, a view of the streams (see `appended`)."""
+batch, a view of the streams (see `appended`); one of metric's views
+(`windows_log.MetricViews`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from nnmon.processors.core.join import Pair
 from nnmon.processors.core.rows import HEADER, Rows, format_rows
 from nnmon.processors.shell.appended import AppendedFile, FileLost
 from nnmon.processors.shell.atomic import write_atomically
@@ -23,14 +23,8 @@ class CsvLog:
         except FileLost as lost:
             raise ViewLost(str(lost)) from None
 
-    def write(self, pairs: list[Pair]) -> None:
-        self.write_rows(Rows.of(pairs))
-
     def write_rows(self, rows: Rows) -> None:
         self._file.append(format_rows(rows).encode())
-
-    def outgoing(self) -> dict[str, list[Any]]:
-        return {}  # a file only
 
     def sync(self) -> None:
         self._file.sync()

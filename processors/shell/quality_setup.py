@@ -17,7 +17,7 @@ from nnmon.processors.core.dataset import diabetes
 from nnmon.processors.core.predictor import default_predictor
 from nnmon.processors.core.quality import Quality
 from nnmon.processors.core.reference import Reference, chunks_of
-from nnmon.processors.core.rules import Rule, RulesError, default_rules, parse_rules
+from nnmon.processors.core.rules import Alerts, Rule, RulesError, default_rules, parse_rules
 from nnmon.processors.run.runtime import UsageError
 from nnmon.processors.shell.atomic import write_atomically
 from nnmon.processors.shell.windows_log import QualitySettings
@@ -120,12 +120,12 @@ def file_reference(path: Path) -> Reference:
 
 
 def checked(rules: list[Rule], reference: Reference) -> tuple[Rule, ...]:
-    """The rules, each checked to have a threshold with this reference."""
-    for rule in rules:
-        try:
-            rule.check(reference)
-        except RulesError as error:
-            raise UsageError(str(error)) from None
+    """The rules, each checked (by `Alerts`, as every use checks them) to
+    have a threshold with this reference."""
+    try:
+        Alerts(rules, reference)
+    except RulesError as error:
+        raise UsageError(str(error)) from None
     return tuple(rules)
 
 

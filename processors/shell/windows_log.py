@@ -1,7 +1,7 @@
 """The quality windows of the joined rows: `metric_windows.csv`, the quality
 and alerts streams, and a summary for the watching tools.
 
-A view like the metric log (`csv_log`): rows come in through `write`, closed
+A view like the metric log (`csv_log`): rows come in through `write_rows`, closed
 windows are appended to the CSV, and everything it needs to resume (the
 CSV's length, the open windows, the rules' states) goes into metric's
 checkpoint. Each closed window and each alert transition is also an event,
@@ -30,7 +30,7 @@ from nnmon.processors.core.join import Pair
 from nnmon.processors.core.quality import FIGURES, Figures
 from nnmon.processors.core.reference import Reference
 from nnmon.processors.core.rows import Rows
-from nnmon.processors.core.rules import Alerts, Rule, Transition
+from nnmon.processors.core.rules import MAX_RULES, Alerts, Rule, Transition
 from nnmon.processors.core.track import Closing, QualityTrack
 from nnmon.processors.core.windows import ClosedWindow, Windows
 from nnmon.processors.shell.appended import AppendedFile, FileLost
@@ -48,8 +48,8 @@ HEADER = "window_start,window_end," + ",".join(FIGURES) + "\n"
 RECENT = 120  # closed windows kept for the watching tools (two hours of minutes)
 HISTORY = 50  # alert transitions kept for them
 # Publishing ids of alerts: the window's end in ms times this, plus the
-# transition's place among the window's (rules files hold at most this many).
-ALERTS_PER_WINDOW = 100
+# transition's place among the window's (there are at most this many rules).
+ALERTS_PER_WINDOW = MAX_RULES
 
 
 @dataclass(frozen=True)
@@ -115,11 +115,11 @@ class WindowsLog:
         if state is not None:
             try:
                 self.track.restore(state)
+                self.recent = list(state["recent"])
+                self.history = list(state["history"])
             except (ValueError, KeyError, TypeError) as error:
                 self._csv.close()
                 raise ViewLost(f"{path}: {error}") from None
-            self.recent = list(state["recent"])
-            self.history = list(state["history"])
         self._outbox: dict[str, list[Outgoing]] = {names.quality: [], names.alerts: []}
         self.summary_path = summary
 

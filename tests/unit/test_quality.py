@@ -223,6 +223,7 @@ def test_rules_files_are_checked() -> None:
         ({"rule": [{"name": "r", "figure": "mae", "above": 1, "window": 2}]}, "unknown key 'window'"),
         ({"rules": []}, "unknown top-level key"),
         ({"rule": [{"name": "r", "figure": "mae", "above": 1}] * 2}, "two rules are named"),
+        ({"rule": [{"name": f"r{i}", "figure": "mae", "above": 1} for i in range(101)]}, "at most 100"),
     ]:
         with pytest.raises(RulesError, match=words):
             parse_rules(bad)
