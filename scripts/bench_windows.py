@@ -27,7 +27,7 @@ def bench_windows(batch: int) -> float:
     y_true = rng.normal(150, 75, ROWS)
     y_pred = y_true + rng.normal(0, 50, ROWS)
     times = 1_800_000_000_000 + np.arange(ROWS, dtype=np.int64) * 5  # 200 rows/s
-    windows = Windows(60_000, 30_000)
+    windows = Windows(60_000, 30_000, Quality)
     began = time.perf_counter()
     for start in range(0, ROWS, batch):
         end = start + batch

@@ -46,14 +46,20 @@ class ExactSum:
             return math.inf if self.scaled > 0 else -math.inf
 
     def to_state(self) -> str:
-        """As text: the integer can be far wider than JSON numbers go."""
-        return f"{self.scaled:x}" if not self.overflow else f"overflow:{self.overflow!r}"
+        """As text: the integer can be far wider than JSON numbers go. Its
+        trailing zero bits (a thousand of them for sums of numbers near 1)
+        are written as a count: `<hex>p<bits>`."""
+        if self.overflow:
+            return f"overflow:{self.overflow!r}"
+        zeros = (self.scaled & -self.scaled).bit_length() - 1 if self.scaled else 0
+        return f"{self.scaled >> zeros:x}p{zeros}" if zeros else f"{self.scaled:x}"
 
     @classmethod
     def from_state(cls, state: str) -> ExactSum:
         if state.startswith("overflow:"):
             return cls(0, float(state.removeprefix("overflow:")))
-        return cls(int(state, 16))
+        digits, _, zeros = state.partition("p")
+        return cls(int(digits, 16) << int(zeros or 0))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ExactSum) and (self.scaled, self.overflow) == (other.scaled, other.overflow)
@@ -73,18 +79,30 @@ def add_exactly(sums: Sequence[ExactSum], columns: Sequence[np.ndarray]) -> None
     if sum(column.size for column in columns) < _FEW:
         for exact, column in zip(sums, columns):
             for value in column.tolist():
-                if math.isfinite(value):
-                    numerator, denominator = value.as_integer_ratio()  # denominator: a power of 2
-                    exact.scaled += numerator << (SCALE + 1 - denominator.bit_length())
-                else:
-                    exact.overflow += value
-        return
-    if sum(column.size for column in columns) > _MANY:  # keep the float halves' sums exact
-        for start in range(0, max(column.size for column in columns), _MANY // len(columns)):
-            add_exactly(sums, [column[start:start + _MANY // len(columns)] for column in columns])
+                _add_one(exact, value)
         return
     values = np.concatenate(columns)
-    which = np.repeat(np.arange(len(columns)), [column.size for column in columns])
+    add_grouped(sums, np.repeat(np.arange(len(columns)), [column.size for column in columns]), values)
+
+
+def _add_one(exact: ExactSum, value: float) -> None:
+    if math.isfinite(value):
+        numerator, denominator = value.as_integer_ratio()  # denominator: a power of 2
+        exact.scaled += numerator << (SCALE + 1 - denominator.bit_length())
+    else:
+        exact.overflow += value
+
+
+def add_grouped(sums: Sequence[ExactSum], which: np.ndarray, values: np.ndarray) -> None:
+    """Add each value to the sum `which` names (an index into `sums`), all in one pass."""
+    if values.size < _FEW:
+        for index, value in zip(which.tolist(), values.tolist()):
+            _add_one(sums[index], value)
+        return
+    if values.size > _MANY:  # keep the float halves' sums exact
+        for start in range(0, values.size, _MANY):
+            add_grouped(sums, which[start:start + _MANY], values[start:start + _MANY])
+        return
     finite = np.isfinite(values)
     if not finite.all():
         for index in np.unique(which[~finite]).tolist():
@@ -101,3 +119,31 @@ def add_exactly(sums: Sequence[ExactSum], columns: Sequence[np.ndarray]) -> None
     for key, h, lo in zip(keys.tolist(), high.tolist(), low.tolist()):
         index, shift = divmod(key, 4096)
         sums[index].scaled += ((int(h) << _HALF) + int(lo)) << (shift - 2048 - 53 + SCALE)
+
+
+_SPLITTER = 2.0 ** 27 + 1  # Veltkamp's: splits a float into two halves of 26 bits
+
+
+def exact_square(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two arrays whose sum is each value's square exactly (Dekker's
+    product: the rounded square and its rounding error)."""
+    scaled = _SPLITTER * values
+    high = scaled - (scaled - values)
+    low = values - high
+    square = values * values
+    return square, ((high * high - square) + 2 * high * low) + low * low
+
+
+def spread(total: ExactSum, squares: ExactSum, count: int) -> float:
+    """n * sum(x^2) - sum(x)^2, divided by n (the sum of squared deviations
+    from the mean), from the exact sums of `count` values and of their
+    squares: computed exactly, rounded once. NaN where a sum overflowed."""
+    if total.overflow or squares.overflow or count == 0:
+        return math.nan
+    exact = squares.scaled * count * (1 << SCALE) - total.scaled ** 2  # in units of 2**-(2 * SCALE)
+    if exact <= 0:
+        return 0.0
+    try:
+        return exact / (count << (2 * SCALE))
+    except OverflowError:
+        return math.inf

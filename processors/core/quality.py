@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from nnmon.processors.core.exact import SCALE, ExactSum, add_exactly
+from nnmon.processors.core.exact import ExactSum, add_exactly, exact_square, spread
 from nnmon.processors.core.sketch import QuantileSketch
 
 _EPSILON = float(np.finfo(np.float64).eps)
@@ -87,7 +87,7 @@ class Quality:
             nonzero = y_true != 0
             counted = absolute if nonzero.all() else absolute[nonzero]
             truths = y_true if counted is absolute else y_true[nonzero]
-            square, square_error = _exact_square(y_true)
+            square, square_error = exact_square(y_true)
             add_exactly(
                 (self.error, self.absolute, self.square, self.truth, self.truth_square, self.truth_square,
                  self.percentage),
@@ -132,16 +132,11 @@ class Quality:
         if self.rows < 2:
             return math.nan
         residual = self.square.value()
-        if self.truth.overflow or self.truth_square.overflow:
+        total = spread(self.truth, self.truth_square, self.rows)  # SS_tot = sum(y^2) - sum(y)^2 / n
+        if not math.isfinite(total):  # truths beyond what a float squares
             return math.nan
-        # SS_tot = sum(y^2) - sum(y)^2 / n, in whole units of 2**-(2 * SCALE).
-        spread = self.truth_square.scaled * self.rows * (1 << SCALE) - self.truth.scaled ** 2
-        if spread <= 0:
+        if total <= 0:
             return 1.0 if residual == 0 else 0.0
-        try:
-            total = spread / (self.rows << (2 * SCALE))
-        except OverflowError:  # truths beyond what a float squares
-            return math.nan
         return 1 - residual / total
 
     def to_state(self) -> dict[str, Any]:
@@ -164,16 +159,3 @@ class Quality:
         quality = cls()
         quality.add(y_true, y_pred)
         return quality
-
-
-_SPLITTER = 2.0 ** 27 + 1  # Veltkamp's: splits a float into two halves of 26 bits
-
-
-def _exact_square(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Two arrays whose sum is each value's square exactly (Dekker's
-    product: the rounded square and its rounding error)."""
-    scaled = _SPLITTER * values
-    high = scaled - (scaled - values)
-    low = values - high
-    square = values * values
-    return square, ((high * high - square) + 2 * high * low) + low * low

@@ -1,6 +1,7 @@
 """Alert rules on closed windows, with hysteresis so a rule does not flap.
 
-A rule watches one figure of each closed window. It breaches when the figure
+A rule watches one figure of each closed window (of a column, for drift's
+figures: `column`). It breaches when the figure
 is above (or below) its threshold: a number (`absolute`), a factor of the
 reference's figure (`relative`), or a number of the reference windows'
 standard deviations from their mean (`std`, NannyML's way). It fires after
@@ -16,12 +17,36 @@ Pure: windows in, transitions out.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
-from nnmon.processors.core.quality import FIGURES, Figures
-from nnmon.processors.core.reference import Reference
+from nnmon.processors.core.drift import DRIFT_FIGURES, PER_COLUMN, PSI_DRIFT
+from nnmon.processors.core.quality import FIGURES
+
+
+class Measured(Protocol):
+    """A window's figures, by measure (see `Rule.measure`)."""
+
+    def value(self, measure: str) -> float: ...
+
+
+class Baseline(Protocol):
+    """What thresholds are set from: the reference's figures, by measure, in
+    all and as the mean and spread over its windows (`core.reference.Reference`,
+    `core.drift.DriftReference`)."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def window_mean(self) -> Mapping[str, float]: ...
+
+    @property
+    def window_std(self) -> Mapping[str, float]: ...
+
+    def value(self, measure: str) -> float: ...
 
 
 class RulesError(ValueError):
@@ -44,50 +69,78 @@ class Rule:
     for_windows: int = 2
     resolve_windows: int = 2
     resolve_at: float | None = None  # in the threshold's terms; None: the threshold
+    column: str | None = None  # whose figure, for drift's per-column figures (EVERY_FEATURE: each)
 
-    def limits(self, reference: Reference) -> tuple[float, float]:
+    @property
+    def measure(self) -> str:
+        """What the rule reads of a window's figures: the figure, of its column."""
+        return self.figure if self.column is None else f"{self.figure}[{self.column}]"
+
+    @property
+    def key(self) -> str:
+        """The rule's name, with the column it watches: one state each."""
+        return self.name if self.column is None else f"{self.name}[{self.column}]"
+
+    def limits(self, reference: Baseline) -> tuple[float, float]:
         """The figure's values at which this rule fires and resolves."""
         return self._limit(self.threshold, reference), self._limit(
             self.threshold if self.resolve_at is None else self.resolve_at, reference)
 
-    def _limit(self, threshold: float, reference: Reference) -> float:
+    def _limit(self, threshold: float, reference: Baseline) -> float:
         if self.kind is Kind.ABSOLUTE:
             return threshold
         if self.kind is Kind.RELATIVE:
-            return threshold * reference.value(self.figure)
-        spread = threshold * reference.window_std[self.figure]
-        mean = reference.window_mean[self.figure]
+            return threshold * reference.value(self.measure)
+        spread = threshold * reference.window_std.get(self.measure, math.nan)
+        mean = reference.window_mean.get(self.measure, math.nan)
         return mean + spread if self.above else mean - spread
 
-    def check(self, reference: Reference) -> None:
+    def check(self, reference: Baseline) -> None:
         """Raises RulesError if this rule has no threshold with `reference`."""
         fire, resolve = self.limits(reference)
         if not (math.isfinite(fire) and math.isfinite(resolve)):
-            raise RulesError(f"rule {self.name!r}: the reference ({reference.source}) has no {self.figure} "
+            raise RulesError(f"rule {self.key!r}: the reference ({reference.source}) has no {self.measure} "
                              f"to set a {self.kind.value} threshold from")
-        if self.kind is Kind.RELATIVE and not reference.value(self.figure) > 0:
+        if self.kind is Kind.RELATIVE and not reference.value(self.measure) > 0:
             # A factor of a negative figure would turn "above" into "below".
-            raise RulesError(f"rule {self.name!r}: a relative threshold needs a positive reference "
-                             f"{self.figure} (the reference's is {reference.value(self.figure):.6g}); "
+            raise RulesError(f"rule {self.key!r}: a relative threshold needs a positive reference "
+                             f"{self.measure} (the reference's is {reference.value(self.measure):.6g}); "
                              "give an absolute or std one")
         if resolve != fire and (resolve > fire) == self.above:
-            raise RulesError(f"rule {self.name!r}: resolve_at must lie on the good side of the threshold")
+            raise RulesError(f"rule {self.key!r}: resolve_at must lie on the good side of the threshold")
+
+    @property
+    def on_drift(self) -> bool:
+        """Whether the rule watches drift's figures (run by `drift`), not quality's (`metric`)."""
+        return self.figure in DRIFT_FIGURES
+
+
+# A drift rule on a column's figure without a column watches every feature,
+# each on its own (its state, its alerts).
+EVERY_FEATURE = "*"
 
 
 def default_rules() -> list[Rule]:
-    """MAE or RMSE 20% above the reference's for 2 windows in a row; an
-    empty window (the data stopped for a whole window, then came back)."""
+    """Quality: MAE or RMSE 20% above the reference's for 2 windows in a
+    row; an empty window (the data stopped for a whole window, then came
+    back). Drift: the PSI of a feature, of the predictions or of the truths
+    above 0.2 for 2 windows; more than half of the features drifted in a
+    window."""
     return [
         Rule("mae_above_reference", "mae", 1.2, kind=Kind.RELATIVE),
         Rule("rmse_above_reference", "rmse", 1.2, kind=Kind.RELATIVE),
         Rule("no_rows", "rows", 1, above=False, for_windows=1, resolve_windows=1),
+        Rule("feature_drift", "psi", PSI_DRIFT, column=EVERY_FEATURE),
+        Rule("prediction_drift", "psi", PSI_DRIFT, column="y_pred"),
+        Rule("target_drift", "psi", PSI_DRIFT, column="y_true"),
+        Rule("most_features_drifted", "drifted_share", 0.5, for_windows=1, resolve_windows=1),
     ]
 
 
 # At most this many rules: an alert's publishing id is its window's end
 # times this plus its place among the window's transitions.
 MAX_RULES = 100
-_KEYS = {"name", "figure", "above", "below", "kind", "for_windows", "resolve_windows", "resolve_at"}
+_KEYS = {"name", "figure", "above", "below", "kind", "for_windows", "resolve_windows", "resolve_at", "column"}
 
 
 def parse_rules(document: dict[str, Any]) -> list[Rule]:
@@ -119,8 +172,17 @@ def _rule(table: Any, index: int) -> Rule:
     if unknown:
         raise RulesError(f"{where}: unknown key {sorted(unknown)[0]!r} (known: {', '.join(sorted(_KEYS))})")
     figure = table.get("figure")
-    if figure not in FIGURES:
-        raise RulesError(f"{where}: unknown figure {figure!r} (known: {', '.join(FIGURES)})")
+    if figure not in FIGURES and figure not in DRIFT_FIGURES:
+        raise RulesError(f"{where}: unknown figure {figure!r} (known: {', '.join(FIGURES)}; "
+                         f"of drift: {', '.join(DRIFT_FIGURES)})")
+    column = table.get("column")
+    if figure in PER_COLUMN:
+        if column is None:
+            column = EVERY_FEATURE
+        elif not isinstance(column, str) or not column or column == EVERY_FEATURE:
+            raise RulesError(f"{where}: column must be a column's name, not {column!r}")
+    elif column is not None:
+        raise RulesError(f"{where}: {figure} is not a column's figure: it takes no column")
     if ("above" in table) == ("below" in table):
         raise RulesError(f"{where}: give one of above = or below =")
     above = "above" in table
@@ -133,7 +195,7 @@ def _rule(table: Any, index: int) -> Rule:
     resolve_windows = _count(table.get("resolve_windows", for_windows), where, "resolve_windows")
     resolve_at = table.get("resolve_at")
     return Rule(name, figure, threshold, above, kind, for_windows, resolve_windows,
-                None if resolve_at is None else _number(resolve_at, where, "resolve_at"))
+                None if resolve_at is None else _number(resolve_at, where, "resolve_at"), column)
 
 
 def _number(value: Any, where: str, what: str) -> float:
@@ -160,6 +222,7 @@ class Transition:
     value: float
     threshold: float
     reference: float
+    column: str | None = None  # whose figure (drift's per-column figures)
 
 
 @dataclass
@@ -173,22 +236,22 @@ class Alerts:
     """The rules' states over the closed windows, in window order."""
 
     rules: list[Rule]
-    reference: Reference
+    reference: Baseline
     states: dict[str, _RuleState] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for rule in self.rules:
             rule.check(self.reference)
-            self.states.setdefault(rule.name, _RuleState())
+            self.states.setdefault(rule.key, _RuleState())
 
-    def evaluate(self, start_ms: int, end_ms: int, figures: Figures) -> list[Transition]:
+    def evaluate(self, start_ms: int, end_ms: int, figures: Measured) -> list[Transition]:
         """The transitions at this closed window (the next in time)."""
         transitions = []
         for rule in self.rules:
-            value = figures.value(rule.figure)
+            value = figures.value(rule.measure)
             if math.isnan(value):
                 continue
-            state = self.states[rule.name]
+            state = self.states[rule.key]
             fire, resolve = rule.limits(self.reference)
             if not state.firing:
                 breached = value > fire if rule.above else value < fire
@@ -207,7 +270,7 @@ class Alerts:
     def _transition(self, rule: Rule, state: str, start_ms: int, end_ms: int, value: float,
                     threshold: float) -> Transition:
         return Transition(rule.name, state, start_ms, end_ms, rule.figure, value, threshold,
-                          self.reference.value(rule.figure))
+                          self.reference.value(rule.measure), rule.column)
 
     def firing(self) -> list[str]:
         return [name for name, state in self.states.items() if state.firing]
@@ -221,3 +284,27 @@ class Alerts:
         for name, (firing, run) in state.items():
             if name in self.states:
                 self.states[name] = _RuleState(bool(firing), int(run))
+
+
+def drift_rules_for(rules: list[Rule], columns: tuple[str, ...], features: tuple[str, ...]) -> list[Rule]:
+    """The drift rules that watch `columns` (of which `features` are the
+    features): a rule for every feature once per feature among them, the
+    share of features drifted where features are."""
+    watching = []
+    for rule in rules:
+        if not rule.on_drift:
+            continue
+        if rule.column is None:  # the share of features drifted
+            if any(name in features for name in columns):
+                watching.append(rule)
+        elif rule.column == EVERY_FEATURE:
+            watching.extend(replace(rule, column=name) for name in columns if name in features)
+        elif rule.column in columns:
+            watching.append(rule)
+    return watching
+
+
+def unwatched(rules: list[Rule], columns: tuple[str, ...]) -> list[Rule]:
+    """The drift rules naming a column that is not among `columns`."""
+    return [rule for rule in rules
+            if rule.on_drift and rule.column not in (None, EVERY_FEATURE) and rule.column not in columns]

@@ -12,6 +12,7 @@ from typing import Any
 
 from rstream import ConsumerOffsetSpecification
 
+from nnmon.processors.core.quality import Quality
 from nnmon.processors.core.rules import Transition
 from nnmon.processors.core.track import Closing
 from nnmon.processors.replay.history import replay
@@ -30,7 +31,7 @@ from nnmon.processors.shell.windows_log import (
 class Checked:
     settings: QualitySettings
     rows: int
-    closings: list[Closing]
+    closings: list[Closing[Quality]]
     firing: list[str]  # rules firing at the end
 
     @property

@@ -5,6 +5,7 @@ spread of real windows)."""
 
 from __future__ import annotations
 
+from nnmon.processors.core.quality import Quality
 from nnmon.processors.core.reference import Reference
 from nnmon.processors.run.config import PipelineConfig
 from nnmon.processors.run.runtime import UsageError
@@ -45,7 +46,7 @@ async def history_reference(config: PipelineConfig, options: QualityOptions) -> 
         "" if options.reference_to is None else f" to offset {options.reference_to}")
     if not len(rows):
         raise UsageError(f"the reference range ({where}) has no joined rows")
-    windows = windows_for(options.window_s, options.lateness_s)
+    windows = windows_for(options.window_s, options.lateness_s, Quality)
     windows.add(*columns(rows))
     closed = windows.flush()
-    return Reference.of_windows(f"the history of {where}", [w.quality for w in closed], timed=True)
+    return Reference.of_windows(f"the history of {where}", [w.value for w in closed], timed=True)

@@ -120,13 +120,15 @@ def file_reference(path: Path) -> Reference:
 
 
 def checked(rules: list[Rule], reference: Reference) -> tuple[Rule, ...]:
-    """The rules, each checked (by `Alerts`, as every use checks them) to
-    have a threshold with this reference."""
+    """The quality rules among `rules` (drift's are the drift processor's),
+    each checked (by `Alerts`, as every use checks them) to have a threshold
+    with this reference."""
+    quality = [rule for rule in rules if not rule.on_drift]
     try:
-        Alerts(rules, reference)
+        Alerts(quality, reference)
     except RulesError as error:
         raise UsageError(str(error)) from None
-    return tuple(rules)
+    return tuple(quality)
 
 
 def default_quality() -> QualitySettings:

@@ -17,22 +17,22 @@ import logging
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import orjson
 
 from nnmon.processors.core.join import Pair
-from nnmon.processors.core.quality import FIGURES, Figures
+from nnmon.processors.core.quality import FIGURES, Figures, Quality
 from nnmon.processors.core.reference import Reference
 from nnmon.processors.core.rows import Rows
 from nnmon.processors.core.rules import MAX_RULES, Alerts, Rule, Transition
-from nnmon.processors.core.track import Closing, QualityTrack
-from nnmon.processors.core.windows import ClosedWindow, Windows
+from nnmon.processors.core.track import Closing, Track
+from nnmon.processors.core.windows import ClosedWindow, Windows, WindowValue
 from nnmon.processors.shell.appended import AppendedFile, FileLost
 from nnmon.processors.shell.atomic import write_atomically
 from nnmon.processors.shell.csv_log import CsvLog
@@ -43,6 +43,7 @@ from nnmon.streams.events.ids import prediction_times
 from nnmon.streams.settings import StreamNames
 
 log = logging.getLogger("nnmon.windows")
+V = TypeVar("V", bound=WindowValue)
 
 HEADER = "window_start,window_end," + ",".join(FIGURES) + "\n"
 RECENT = 120  # closed windows kept for the watching tools (two hours of minutes)
@@ -59,17 +60,17 @@ class QualitySettings:
     rules: tuple[Rule, ...]
     reference: Reference
 
-    def empty_windows(self) -> Windows:
-        return windows_for(self.window_s, self.lateness_s)
+    def empty_windows(self) -> Windows[Quality]:
+        return windows_for(self.window_s, self.lateness_s, Quality)
 
-    def track(self) -> QualityTrack:
+    def track(self) -> Track[Quality]:
         """Windows and rules, fresh."""
-        return QualityTrack(self.empty_windows(), Alerts(list(self.rules), self.reference))
+        return Track(self.empty_windows(), Alerts(list(self.rules), self.reference), Quality.from_state)
 
 
-def windows_for(window_s: float, lateness_s: float) -> Windows:
-    """Empty windows of these lengths, in seconds."""
-    return Windows(max(1, round(window_s * 1000)), round(lateness_s * 1000))
+def windows_for(window_s: float, lateness_s: float, empty: Callable[[], V]) -> Windows[V]:
+    """Empty windows of these lengths, in seconds, each holding a value `empty()` makes."""
+    return Windows(max(1, round(window_s * 1000)), round(lateness_s * 1000), empty)
 
 
 def columns(rows: Rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -82,7 +83,7 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def format_window(window: ClosedWindow, figures: Figures) -> str:
+def format_window(window: ClosedWindow[Quality], figures: Figures) -> str:
     """One CSV row; a figure the window has not (an empty window's MAE) is an empty field."""
     fields = [iso(window.start_ms), iso(window.end_ms)]
     for figure in FIGURES:
@@ -130,7 +131,7 @@ class WindowsLog:
             for closing in closings:
                 self._closed(closing)
 
-    def _closed(self, closing: Closing) -> None:
+    def _closed(self, closing: Closing[Quality]) -> None:
         window = closing.window
         body = window_json(window.start_ms, window.end_ms, closing.figures) | {"late_rows": window.late_rows}
         now_ms = time.time_ns() // 1_000_000
@@ -167,8 +168,8 @@ class WindowsLog:
             "reference": settings.reference.to_json(),
             "rules": [_rule_json(rule, settings.reference) for rule in settings.rules],
             "firing": self.track.alerts.firing(), "late_rows": windows.late_rows,
-            "open": [window_json(start, start + windows.window_ms, figures)
-                     for start, figures in windows.open_windows()],
+            "open": [window_json(start, start + windows.window_ms, quality.figures())
+                     for start, quality in windows.open_windows()],
             "recent": self.recent, "alerts": self.history,
         }
         try:

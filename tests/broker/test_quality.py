@@ -26,7 +26,7 @@ from nnmon.processors.pipeline.metric import run_metric
 from nnmon.processors.pipeline.model import run_model
 from nnmon.processors.run.config import PipelineConfig
 from nnmon.processors.shell.joined import JoinLimits
-from nnmon.processors.shell.quality_setup import builtin_reference
+from nnmon.processors.shell.quality_setup import builtin_reference, checked
 from nnmon.processors.shell.windows_log import QualitySettings
 from nnmon.streams.client.connection import open_consumer
 from nnmon.streams.client.topology import declare_streams
@@ -39,7 +39,7 @@ WINDOW = ("--window", "0.5", "--allowed-lateness", "1")
 
 
 def settings() -> QualitySettings:
-    return QualitySettings(0.5, 1.0, tuple(default_rules()), builtin_reference())
+    return QualitySettings(0.5, 1.0, checked(default_rules(), builtin_reference()), builtin_reference())
 
 
 def rows_in(config: PipelineConfig) -> int:

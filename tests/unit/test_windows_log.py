@@ -13,7 +13,7 @@ import pytest
 from nnmon.processors.core.rows import Rows
 from nnmon.processors.core.rules import default_rules
 from nnmon.processors.shell.joined import ViewLost
-from nnmon.processors.shell.quality_setup import builtin_reference
+from nnmon.processors.shell.quality_setup import builtin_reference, checked
 from nnmon.processors.shell.windows_log import ALERTS_PER_WINDOW, QualitySettings, WindowsLog
 from nnmon.streams.events import codec
 from nnmon.streams.events.ids import IdGenerator
@@ -24,7 +24,8 @@ START_MS = 1_800_000_000_000
 
 
 def settings(window_s: float = 1.0, lateness_s: float = 0.5) -> QualitySettings:
-    return QualitySettings(window_s, lateness_s, tuple(default_rules()), builtin_reference())
+    reference = builtin_reference()
+    return QualitySettings(window_s, lateness_s, checked(default_rules(), reference), reference)
 
 
 def batches(count: int = 40, rows: int = 50, drift_after: int = 1000) -> list[Rows]:
