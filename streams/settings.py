@@ -97,8 +97,13 @@ class StreamNames:
 
     @property
     def alerts(self) -> str:
-        """Alert rules firing and resolving, published by metric."""
+        """Alert rules firing and resolving, published by metric and drift."""
         return f"{self.prefix}alerts"
+
+    @property
+    def drift(self) -> str:
+        """Closed windows' drift, published by drift."""
+        return f"{self.prefix}drift"
 
     def consumer(self, processor: str) -> str:
         """The server-side offset tracking name of a processor's consumer."""
@@ -107,6 +112,6 @@ class StreamNames:
     def all(self) -> tuple[str, str, str, str]:
         return (self.features, self.y_true, self.y_pred, self.rejected)
 
-    def derived(self) -> tuple[str, str]:
-        """The streams of derived facts: closed windows, alerts."""
-        return (self.quality, self.alerts)
+    def derived(self) -> tuple[str, str, str]:
+        """The streams of derived facts: closed windows, alerts, drift."""
+        return (self.quality, self.alerts, self.drift)

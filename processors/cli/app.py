@@ -213,11 +213,17 @@ def features(
         envvar="NNMON_CONCEPT_DRIFT_AFTER", min=0,
         help="A demo of a changing world: after this many events every y_true becomes "
              "1.25 * y_true + 25, while the features stay as they are.")] = None,
+    covariate_drift_after: Annotated[int | None, typer.Option(
+        envvar="NNMON_COVARIATE_DRIFT_AFTER", min=0,
+        help="A demo of drifting inputs: after this many events bmi and s5 each grow by their "
+             "standard deviation in the data set, the other features and y_true stay.")] = None,
 ) -> None:
     """Publish the diabetes rows as features and y_true events."""
+    from nnmon.processors.core.dataset import DemoDrift
     from nnmon.processors.pipeline.features import run_features
 
-    run_until_stopped(lambda stop: run_features(config, stop, interval, count, seed, concept_drift_after))
+    drift = DemoDrift(concept_drift_after, covariate_drift_after)
+    run_until_stopped(lambda stop: run_features(config, stop, interval, count, seed, drift))
 
 
 @app.command()
@@ -248,6 +254,18 @@ def metric(config: PipelineConfig, limits: JoinLimits, quality: Any) -> None:
 
     settings = asyncio.run(quality_settings(config, quality))
     run_until_stopped(lambda stop: run_metric(config, stop, limits, settings))
+
+
+@app.command()
+@pipeline_command(*QUALITY_OPTIONS)
+def drift(config: PipelineConfig, quality: Any) -> None:
+    """Measure the drift of every feature, y_pred and y_true per window against a
+    reference (drift.csv, the drift and alerts streams)."""
+    from nnmon.processors.pipeline.drift import run_drift
+    from nnmon.processors.replay.reference import drift_settings
+
+    settings = asyncio.run(drift_settings(config, quality))
+    run_until_stopped(lambda stop: run_drift(config, stop, settings))
 
 
 @app.command()
@@ -451,18 +469,22 @@ def up(
                                                 help="The dashboard's port.")] = 8050,
     concept_drift_after: Annotated[int | None, typer.Option(
         min=0, help="After this many events the truths drift (see nnmon features --help).")] = None,
+    covariate_drift_after: Annotated[int | None, typer.Option(
+        min=0, help="After this many events bmi and s5 drift (see nnmon features --help).")] = None,
 ) -> int:
-    """Run all four processors (and the dashboard) together until Ctrl-C (or --count)."""
+    """Run all five processors (and the dashboard) together until Ctrl-C (or --count)."""
     from nnmon.processors.cli.supervisor import UpOptions, quality_arguments, run_up
-    from nnmon.processors.replay.reference import quality_settings
+    from nnmon.processors.replay.reference import drift_settings, quality_settings
 
-    asyncio.run(quality_settings(config, quality))  # bad options stop `up` here, not in metric
+    # Bad options stop `up` here, not in metric or drift.
+    asyncio.run(quality_settings(config, quality))
+    asyncio.run(drift_settings(config, quality))
     status: list[int] = []
 
     async def main(stop: asyncio.Event) -> None:
         status.append(await run_up(config, stop, UpOptions(
             interval, count, seed, every, timeout, dashboard_port if dashboard else None,
-            concept_drift_after, quality_arguments(quality))))
+            concept_drift_after, covariate_drift_after, quality_arguments(quality))))
 
     run_until_stopped(main)
     return status[0]

@@ -66,11 +66,12 @@ class UpOptions:
     timeout: float | None
     dashboard_port: int | None = None  # also serve the dashboard on this port
     concept_drift_after: int | None = None
-    metric_arguments: tuple[str, ...] = ()
+    covariate_drift_after: int | None = None
+    window_arguments: tuple[str, ...] = ()  # metric's and drift's
 
 
 def quality_arguments(options: QualityOptions) -> tuple[str, ...]:
-    """metric's options for these quality options."""
+    """metric's and drift's options for these quality options."""
     arguments = ["--window", str(options.window_s), "--allowed-lateness", str(options.lateness_s)]
     given = {"--rules": options.rules_file, "--reference-file": options.reference_file,
              "--reference-from": options.reference_from, "--reference-to": options.reference_to}
@@ -89,9 +90,12 @@ async def run_up(config: PipelineConfig, stop: asyncio.Event, options: UpOptions
         "features": ["--interval", str(options.interval), "--seed", str(options.seed)]
         + ([] if options.count is None else ["--count", str(options.count)])
         + ([] if options.concept_drift_after is None else
-           ["--concept-drift-after", str(options.concept_drift_after)]),
+           ["--concept-drift-after", str(options.concept_drift_after)])
+        + ([] if options.covariate_drift_after is None else
+           ["--covariate-drift-after", str(options.covariate_drift_after)]),
         "model": [],
-        "metric": list(options.metric_arguments),
+        "metric": list(options.window_arguments),
+        "drift": list(options.window_arguments),
         "plot": ["--every", str(options.every)],
     }
     if options.dashboard_port is not None:

@@ -53,3 +53,35 @@ DRIFT_SHIFT = 25.0
 
 def drifted_target(y_true: float) -> float:
     return DRIFT_SCALE * y_true + DRIFT_SHIFT
+
+
+# The demo's covariate drift (`features --covariate-drift-after`): the inputs
+# move away from what the model was fitted on. Every value of these features
+# grows by its column's population standard deviation in the data set, so
+# their PSI rises well past 0.2, the built-in model's predictions move with
+# them, and the other features stay as they were.
+COVARIATE_DRIFTED = ("bmi", "s5")
+
+
+@dataclass(frozen=True)
+class DemoDrift:
+    """From which event on (0 = the first) the demo's drifts apply; None: never."""
+
+    concept_after: int | None = None
+    covariate_after: int | None = None
+
+    def at(self, event: int) -> tuple[bool, bool]:
+        """Whether event number `event` (0-based) has its truth drifted, its features drifted."""
+        return (self.concept_after is not None and event >= self.concept_after,
+                self.covariate_after is not None and event >= self.covariate_after)
+
+
+def drifted_features(data: Dataset, row: int) -> dict[str, float]:
+    """A row's features with COVARIATE_DRIFTED shifted by one standard deviation."""
+    features = data.row_features(row)
+    for name in COVARIATE_DRIFTED:
+        features[name] += float(data.features[:, data.feature_names.index(name)].std())
+    return features
+
+
+NO_DRIFT = DemoDrift()

@@ -40,7 +40,15 @@ import numpy as np
 
 from nnmon.processors.core.exact import ExactSum, add_grouped, exact_square, spread
 
-BINS = 20
+# Ten quantile bins, the classic PSI's deciles: the PSI of a sample of n rows
+# drawn from the reference itself is about (BINS - 1) * (1/n + 1/N) (N rows in
+# the reference), so more bins make small windows look drifted.
+BINS = 10
+# A column with fewer rows than this in a window is not judged: its figures
+# are written, but it is neither drifted nor not, and rules leave it be. At
+# 100 rows a window of the reference's own distribution has a PSI of about
+# 0.1 +- 0.04, so 0.2 is drift, not chance.
+MIN_ROWS = 100
 PSI_FLOOR = 0.0001
 PSI_DRIFT = 0.2  # a PSI above this is drift (Evidently's and NannyML's convention; 0.1 a warning)
 CHUNKS = 10  # a reference without time is cut in this many runs of rows, as the quality reference
@@ -150,9 +158,13 @@ class ColumnFigures:
     ks: float
 
     @property
+    def judged(self) -> bool:
+        return self.rows >= MIN_ROWS
+
+    @property
     def drifted(self) -> bool | None:
-        """Whether the column drifted (PSI above PSI_DRIFT); None without rows."""
-        return None if self.rows == 0 else self.psi > PSI_DRIFT
+        """Whether the column drifted (PSI above PSI_DRIFT); None with too few rows to tell."""
+        return self.psi > PSI_DRIFT if self.judged else None
 
     def value(self, figure: str) -> float:
         return float(getattr(self, figure))
@@ -195,18 +207,19 @@ def compare(bins: Bins, reference: Sample, current: Sample) -> ColumnFigures:
 @dataclass(frozen=True)
 class DriftFigures:
     """A window's drift: each column's figures, and the share of the
-    features (of those with rows) that drifted."""
+    features (of those judged) that drifted."""
 
     columns: dict[str, ColumnFigures]
-    drifted_share: float  # NaN where no feature has rows (or no feature is in the window)
+    drifted_share: float  # NaN where no feature is judged (or no feature is in the window)
 
     def value(self, measure: str) -> float:
-        """A figure by measure: `drifted_share`, or a column's as `psi[bmi]`."""
+        """A figure by measure, as rules read them: `drifted_share`, or a
+        column's as `psi[bmi]`; NaN for a column not judged."""
         if measure == "drifted_share":
             return self.drifted_share
         figure, _, column = measure.partition("[")
         found = self.columns.get(column[:-1])
-        return math.nan if found is None else found.value(figure)
+        return found.value(figure) if found is not None and found.judged else math.nan
 
 
 def figures_of(columns: dict[str, ColumnFigures], features: tuple[str, ...]) -> DriftFigures:

@@ -19,11 +19,15 @@ from typing import Any
 from rstream import RawMessage
 
 from nnmon.processors.core.dataset import (
+    COVARIATE_DRIFTED,
     DRIFT_SCALE,
     DRIFT_SHIFT,
+    NO_DRIFT,
     Dataset,
+    DemoDrift,
     cycled_rows,
     diabetes,
+    drifted_features,
     drifted_target,
 )
 from nnmon.processors.core.pace import FULL_SPEED_BATCH, Pace
@@ -50,29 +54,32 @@ class RowMessages:
 
     def __init__(self, dataset: Dataset) -> None:
         self._dataset = dataset
-        self._templates: dict[tuple[int, bool], tuple[EventTemplate, EventTemplate]] = {}
+        self._templates: dict[tuple[int, bool, bool], tuple[EventTemplate, EventTemplate]] = {}
 
-    def make(self, rows: list[int], ids: IdGenerator, drifted_from: int | None = None,
+    def make(self, rows: list[int], ids: IdGenerator, first: int = 0, drift: DemoDrift = NO_DRIFT,
              ) -> tuple[list[RawMessage], list[RawMessage], str]:
         """Messages for `rows`, each pair under a new id; and the last id.
-        From the row at index `drifted_from` on (every row, when it is
-        below 0), the truths drift (`dataset.drifted_target`)."""
+        The rows are events number `first` on, and drift as `drift` says
+        (`dataset.drifted_target`, `dataset.drifted_features`)."""
         now_ms = time.time_ns() // 1_000_000
         features, truths = [], []
         event_id = ""
-        for index, row in enumerate(rows):
-            drifted = drifted_from is not None and index >= drifted_from
-            templates = self._templates.get((row, drifted)) or self._make_templates(row, drifted)
+        for index, row in enumerate(rows, first):
+            key = (row, *drift.at(index))
+            templates = self._templates.get(key) or self._make_templates(*key)
             event_id = ids.next_id()
             features.append(templates[0].encode(event_id, now_ms))
             truths.append(templates[1].encode(event_id, now_ms))
         return features, truths, event_id
 
-    def _make_templates(self, row: int, drifted: bool) -> tuple[EventTemplate, EventTemplate]:
-        target = float(self._dataset.target[row])
-        templates = self._templates[row, drifted] = (
-            EventTemplate(codec.FeaturesEvent("", row, self._dataset.row_features(row), 0)),
-            EventTemplate(codec.TruthEvent("", drifted_target(target) if drifted else target, 0)),
+    def _make_templates(self, row: int, concept: bool, covariate: bool,
+                        ) -> tuple[EventTemplate, EventTemplate]:
+        data = self._dataset
+        target = float(data.target[row])
+        values = drifted_features(data, row) if covariate else data.row_features(row)
+        templates = self._templates[row, concept, covariate] = (
+            EventTemplate(codec.FeaturesEvent("", row, values, 0)),
+            EventTemplate(codec.TruthEvent("", drifted_target(target) if concept else target, 0)),
         )
         return templates
 
@@ -96,18 +103,18 @@ class _Publishing:
 
 async def run_features(
     config: PipelineConfig, stop: asyncio.Event, interval: float, count: int | None, seed: int,
-    concept_drift_after: int | None = None,
+    drift: DemoDrift = NO_DRIFT,
 ) -> int:
     """Publish until `count` events are out or `stop` is set; returns how
-    many. After `concept_drift_after` events, the truths drift."""
+    many. The truths and features drift as `drift` says."""
     ids = IdGenerator()
     # Unique per process: several features may publish at once, and the
     # broker deduplicates per publisher name.
     name = f"{config.names.consumer('features')}-{ids.next_id()}"
     progress = _Publishing(cycled_rows(len(diabetes().target), seed), ids, name, RateLog(log, "published"),
                          CountsFile(config.logs_dir, "features"))
-    await keep_running(lambda watch: _publish(config, stop, interval, count, progress, watch,
-                                              concept_drift_after), stop, log)
+    await keep_running(lambda watch: _publish(config, stop, interval, count, progress, watch, drift),
+                       stop, log)
     progress.counts.update({"processed": progress.sent}, force=True)
     log.info("stopped after publishing %d events", progress.sent)
     return progress.sent
@@ -115,7 +122,7 @@ async def run_features(
 
 async def _publish(
     config: PipelineConfig, stop: asyncio.Event, interval: float, count: int | None,
-    progress: _Publishing, watch: Watch, concept_drift_after: int | None,
+    progress: _Publishing, watch: Watch, drift: DemoDrift,
 ) -> None:
     messages = RowMessages(diabetes())
     names = config.names
@@ -160,13 +167,14 @@ async def _publish(
                 size = min(due, FULL_SPEED_BATCH)
                 if count is not None:
                     size = min(size, count - progress.made)
-                # Where in this batch the drift begins (before it: below 0).
-                drift_at = None if concept_drift_after is None else concept_drift_after - progress.made
                 features, truths, last_id = messages.make([next(progress.rows) for _ in range(size)],
-                                                          progress.ids, drift_at)
-                if drift_at is not None and 0 <= drift_at < size:
+                                                          progress.ids, progress.made, drift)
+                if drift.concept_after is not None and 0 <= drift.concept_after - progress.made < size:
                     log.warning("concept drift from event %d on: every y_true is now %g * y_true + %g",
-                                progress.made + drift_at + 1, DRIFT_SCALE, DRIFT_SHIFT)
+                                drift.concept_after + 1, DRIFT_SCALE, DRIFT_SHIFT)
+                if drift.covariate_after is not None and 0 <= drift.covariate_after - progress.made < size:
+                    log.warning("covariate drift from event %d on: %s each grow by one standard deviation",
+                                drift.covariate_after + 1, " and ".join(COVARIATE_DRIFTED))
                 batch = (numbered(features, progress.next_publishing_id),
                          numbered(truths, progress.next_publishing_id))
                 progress.next_publishing_id += size

@@ -27,6 +27,10 @@ class PipelineConfig:
         return self.logs_dir / "metric_windows.csv"
 
     @property
+    def drift_path(self) -> Path:
+        return self.logs_dir / "drift.csv"
+
+    @property
     def png_path(self) -> Path:
         return self.logs_dir / "error_distribution.png"
 

@@ -234,7 +234,7 @@ class JoinRunner:
             await declare_streams(consumer, self.streams + (names.rejected,) + self.outputs, config.retention)
             rejects = ConfirmedPublisher(producer, None, watch)
             outputs = ConfirmedPublisher(producer, self.consumer_name, watch) if self.outputs else None
-            if await _ahead_of_streams(consumer, self.offsets):
+            if await ahead_of_streams(consumer, self.offsets):
                 log.warning("the checkpoint is past the end of the streams (were they deleted and "
                             "created again?): rebuilding the view from the start of the streams")
                 self.restore(fresh=True)
@@ -305,7 +305,7 @@ class JoinRunner:
         return pair
 
 
-async def _ahead_of_streams(consumer: rstream.Consumer, offsets: dict[str, int | None]) -> bool:
+async def ahead_of_streams(consumer: rstream.Consumer, offsets: dict[str, int | None]) -> bool:
     """Whether an offset read before is past what its stream holds now."""
     for stream, offset in offsets.items():
         if offset is not None:

@@ -9,6 +9,7 @@ import tomllib
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import orjson
@@ -21,6 +22,9 @@ from nnmon.processors.core.rules import Alerts, Rule, RulesError, default_rules,
 from nnmon.processors.run.runtime import UsageError
 from nnmon.processors.shell.atomic import write_atomically
 from nnmon.processors.shell.windows_log import QualitySettings
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -90,18 +94,24 @@ def builtin_reference(cache: Path | None = None) -> Reference:
     return Reference.of_windows(BUILTIN, chunks, timed=False)
 
 
+def read_frame(path: Path) -> pd.DataFrame:
+    """A reference file's table: CSV, or Parquet by its .parquet / .pq suffix."""
+    import pandas as pd
+
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except (OSError, ValueError, ImportError) as error:
+        raise UsageError(f"cannot read --reference-file {path}: {error}") from None
+
+
 def file_reference(path: Path) -> Reference:
     """The quality of the rows of a file with columns y_true and y_pred
     (CSV, or Parquet by its .parquet / .pq suffix)."""
     import pandas as pd
 
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_csv(path)
-    except (OSError, ValueError, ImportError) as error:
-        raise UsageError(f"cannot read --reference-file {path}: {error}") from None
+    frame = read_frame(path)
     missing = [column for column in ("y_true", "y_pred") if column not in frame.columns]
     if missing:
         raise UsageError(f"--reference-file {path} has no column {' or '.join(missing)} "

@@ -201,12 +201,14 @@ def alert_json(transition: Transition) -> dict[str, Any]:
     return {"rule": transition.rule, "state": transition.state,
             "window_start": iso(transition.window_start_ms), "window_end": iso(transition.window_end_ms),
             "figure": transition.figure, "value": transition.value, "threshold": transition.threshold,
-            "reference": None if math.isnan(transition.reference) else transition.reference}
+            "reference": None if math.isnan(transition.reference) else transition.reference,
+            **({} if transition.column is None else {"column": transition.column})}
 
 
 def describe(transition: Transition) -> str:
-    """A transition in one line (metric logs it as a WARNING)."""
-    return (f"alert {transition.rule} {transition.state}: {transition.figure} {transition.value:.6g} "
+    """A transition in one line (metric and drift log it as a WARNING)."""
+    figure = transition.figure if transition.column is None else f"{transition.figure} of {transition.column}"
+    return (f"alert {transition.rule} {transition.state}: {figure} {transition.value:.6g} "
             f"against {transition.threshold:.6g} (reference {transition.reference:.6g}) in the window "
             f"{iso(transition.window_start_ms)} to {iso(transition.window_end_ms)}")
 

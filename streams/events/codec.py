@@ -312,7 +312,7 @@ def checked_features(features: object) -> dict[str, float]:
 
 # Derived facts (a closed window's quality, an alert's transition) are events
 # of the same layout on streams of their own, with a JSON object for a body.
-DERIVED_TYPES = ("quality", "alert")
+DERIVED_TYPES = ("quality", "alert", "drift")
 
 
 def encode_derived(event_type: str, message_id: str, created_ms: int, body: dict[str, Any]) -> RawMessage:

@@ -19,6 +19,7 @@ from sklearn.datasets import load_diabetes
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import mean_absolute_error
 
+from nnmon.processors.core.dataset import DemoDrift
 from nnmon.processors.core.predictor import default_predictor
 from nnmon.processors.core.rules import default_rules
 from nnmon.processors.pipeline.features import run_features
@@ -51,7 +52,7 @@ async def drifting_run(config: PipelineConfig) -> None:
     model = start(lambda stop: run_model(config, stop, default_predictor()))
     metric = start(lambda stop: run_metric(config, stop, JoinLimits(), settings()))
     await run_features(config, asyncio.Event(), interval=0.002, count=EVENTS, seed=5,
-                       concept_drift_after=DRIFT_AFTER)
+                       drift=DemoDrift(concept_after=DRIFT_AFTER))
     await wait_until(lambda: rows_in(config) >= EVENTS, 60, f"{EVENTS} rows")
     await metric.finish()
     await model.finish()

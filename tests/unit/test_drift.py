@@ -51,10 +51,12 @@ def test_binned_measures_bound_and_approach_the_exact_ones(drawn: tuple[int, int
     assert exact_ks - drift.ks <= largest_bin + 1e-12
     # Wasserstein bin by bin: never above the exact distance, and close to it
     # for a window of a few hundred rows against a reference of a thousand
-    # or more (measured on normal samples: up to 0.0097 over 300 of them).
+    # or more (measured with 10 bins on 3,000 normal samples: up to 0.029 below
+    # it; 0.044 at the worst hypothesis found, a window twice as wide, 2
+    # standard deviations off).
     assert drift.wasserstein <= exact_w + 1e-9
     if reference.size >= 1000 and current.size >= 200:
-        assert exact_w - drift.wasserstein <= 0.03
+        assert exact_w - drift.wasserstein <= 0.05
 
 
 @settings(max_examples=100, deadline=None)
@@ -159,8 +161,8 @@ def test_the_reference_is_its_own_figures_with_the_spread_of_its_chunks() -> Non
             for c in chunks]
     assert reference.window_mean["psi[a]"] == pytest.approx(np.mean(psis))
     assert reference.window_std["psi[a]"] == pytest.approx(np.std(psis))
-    with pytest.raises(ValueError, match="column b: 30 values are too few"):
-        DriftReference.of_values("short", {"a": values["a"], "b": values["b"][:30]}, ("a", "b"))
+    with pytest.raises(ValueError, match="column b: 15 values are too few"):
+        DriftReference.of_values("short", {"a": values["a"], "b": values["b"][:15]}, ("a", "b"))
 
 
 def test_drift_rules_watch_each_feature_and_named_columns() -> None:

@@ -1,0 +1,133 @@
+"""Rebuilding drift.csv from the streams' history: features, y_pred and
+y_true read from a start to their ends now, through the drift processor's
+own step (`shell.drift_runner.DriftRunner`), so a replayed view is the live
+one. The live view is swapped for it and drift carries on from its end, or
+it goes to a file of its own (`--out`)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import rstream
+from rstream import ConsumerOffsetSpecification, OffsetType
+
+from nnmon.processors.run.config import PipelineConfig
+from nnmon.processors.shell.drift_log import DriftSettings, publisher_name
+from nnmon.processors.shell.drift_runner import SOURCE_READERS, DriftReading, DriftRunner
+from nnmon.processors.shell.joined import READ_BATCH
+from nnmon.processors.shell.lock import view_lock
+from nnmon.streams.client.connection import open_consumer, open_producer
+from nnmon.streams.client.publisher import ConfirmedPublisher
+from nnmon.streams.client.topology import declare_streams
+from nnmon.streams.read.merge import Record
+from nnmon.streams.read.reader import RecordReader, last_position, position_at
+
+log = logging.getLogger("nnmon.replay")
+
+QUIET_S = 5.0  # a stream that delivers nothing for this long has nothing more before its end
+FOLLOW_S = 5.0
+
+@dataclass(frozen=True)
+class DriftReplay:
+    rows: int  # events counted
+    path: Path
+
+
+async def read_through(config: PipelineConfig, reading: DriftReading, start: ConsumerOffsetSpecification,
+                       take: Callable[[list[Record]], object], y_true_to: int | None = None) -> None:
+    """Hand `take` every record of `reading`'s streams from `start` (a
+    point of y_true: the other streams start from its time) to their ends
+    now, or, with `y_true_to`, to that y_true offset and the others to its
+    time (and FOLLOW_S after: a truth is stored a moment after its
+    features). `reading`'s offsets then cover the ends."""
+    names = config.names
+    async with (
+        open_consumer(config.broker, config.connection_name("replay")) as consumer,
+        RecordReader(lambda: open_consumer(config.broker, config.connection_name("replay"))) as reader,
+    ):
+        starts = await _starts(consumer, reading.streams, names.y_true, start)
+        until_ms = None
+        if y_true_to is not None:
+            last = await position_at(consumer, names.y_true,
+                                     ConsumerOffsetSpecification(OffsetType.OFFSET, y_true_to))
+            until_ms = None if last is None else last.timestamp_ms + FOLLOW_S * 1000
+        ends: dict[str, int] = {}
+        for stream in reading.streams:
+            end = await last_position(consumer, stream)
+            if end is not None and stream in starts:
+                ends[stream] = end.offset if stream != names.y_true or y_true_to is None else min(
+                    end.offset, y_true_to)
+                await reader.subscribe(stream, starts[stream], None, SOURCE_READERS[reading.sources[stream]])
+
+        def past_time(record: Record) -> bool:
+            return until_ms is not None and record.stream != names.y_true and record.timestamp_ms > until_ms
+
+        remaining = set(ends)
+        while remaining:
+            records = await reader.next_batch(READ_BATCH, timeout=QUIET_S)
+            if not records:
+                break  # the start was past the last message
+            take([r for r in records if r.offset <= ends[r.stream] and r.stream in remaining
+                  and not past_time(r)])
+            remaining -= {r.stream for r in records if r.offset >= ends[r.stream] or past_time(r)}
+        reading.offsets.update(ends)  # drift carries on after them, whatever the start
+
+
+async def _starts(consumer: rstream.Consumer, streams: tuple[str, ...], y_true: str,
+                  start: ConsumerOffsetSpecification) -> dict[str, ConsumerOffsetSpecification]:
+    """Where each stream's replay starts: y_true at `start`, the others at
+    its time (at `start` itself when it is the first or a time)."""
+    if start.offset_type in (OffsetType.FIRST, OffsetType.TIMESTAMP):
+        return dict.fromkeys(streams, start)
+    found = await position_at(consumer, y_true, start)
+    if found is None:
+        return {}
+    at = ConsumerOffsetSpecification(OffsetType.TIMESTAMP, found.timestamp_ms)
+    return {stream: start if stream == y_true else at for stream in streams}
+
+
+async def rebuild_drift(config: PipelineConfig, settings: DriftSettings, start: ConsumerOffsetSpecification,
+                        out: Path | None) -> DriftReplay:
+    """Write drift.csv from history; with `out`, to `out` and leave the
+    live view alone; else swap the live view for it and hand drift its end."""
+    target = out if out is not None else config.drift_path
+    partial = target.with_name(target.name + ".partial")
+    runner = DriftRunner(config, settings, log, view_path=partial, replaying=True)
+    if out is not None:
+        return await _replayed(config, runner, start, target, live=False)
+    with view_lock(config, "drift"):
+        # No checkpoint while the view is swapped: a crash in between makes
+        # drift rebuild from the streams rather than trust a stale length.
+        runner.path.unlink(missing_ok=True)
+        return await _replayed(config, runner, start, target, live=True)
+
+
+async def _replayed(config: PipelineConfig, runner: DriftRunner, start: ConsumerOffsetSpecification,
+                    target: Path, live: bool) -> DriftReplay:
+    runner.restore(fresh=True)
+    assert runner.view is not None
+    try:
+        await read_through(config, runner.reading, start, runner.step)
+        events = runner.view.outgoing()
+        runner.view.sync()
+        state = runner.view.state()
+    finally:
+        runner.view.close()
+        runner.view = None
+    os.replace(runner.view_path, target)
+    if live:
+        async with (open_producer(config.broker, config.connection_name("replay")) as producer,
+                    open_consumer(config.broker, config.connection_name("replay")) as consumer):
+            # Under drift's names: the broker drops what drift published
+            # already, and keeps the windows drift never closed.
+            await declare_streams(producer, (config.names.drift, config.names.alerts), config.retention)
+            for source, batches in events.items():
+                await (await ConfirmedPublisher(producer, publisher_name(config.names, source))
+                       .send_together(batches))
+            runner.save(state)
+            await runner.store_offsets(consumer)
+    return DriftReplay(runner.rate.total, target)

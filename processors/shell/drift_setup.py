@@ -1,0 +1,118 @@
+"""What drift compares the windows with, read at start: the built-in
+model's data set (its features, truths and predictions), or a reference
+file (CSV or Parquet) with a column per feature (y_true and y_pred used
+where it has them). Every problem is one UsageError naming it, before
+anything is published."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from nnmon.processors.core.dataset import diabetes
+from nnmon.processors.core.drift import DriftReference
+from nnmon.processors.core.predictor import default_predictor
+from nnmon.processors.core.rules import Alerts, Rule, RulesError, default_rules, unwatched
+from nnmon.processors.run.runtime import UsageError
+from nnmon.processors.shell.atomic import write_atomically
+from nnmon.processors.shell.drift_log import ALERTS_PER_WINDOW, DriftSettings
+from nnmon.processors.shell.quality_setup import QualityOptions, read_frame
+
+BUILTIN = "the diabetes data set the built-in model was fitted on"
+TARGETS = ("y_true", "y_pred")
+
+
+def builtin_features() -> tuple[str, ...]:
+    """The features nnmon's own `features` publishes (the data set's)."""
+    return diabetes().feature_names
+
+
+def builtin_drift_reference(cache: Path | None = None) -> DriftReference:
+    """The data set's features and truths, and the built-in model's
+    predictions on them. With `cache`, their values are kept in that file
+    (per scikit-learn and numpy version): making them takes importing
+    scikit-learn and fitting the model, 1.5 s of CPU at every start."""
+    key = f"scikit-learn {version('scikit-learn')}, numpy {version('numpy')}"
+    if cache is not None:
+        try:
+            saved = orjson.loads(cache.read_bytes())
+            if saved["key"] == key:
+                values = {name: np.array(column, dtype=np.float64)
+                          for name, column in saved["values"].items()}
+                return DriftReference.of_values(BUILTIN, values, tuple(saved["features"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # made again below
+    data = diabetes()
+    rows = [data.row_features(row) for row in range(len(data.target))]
+    values = {name: data.features[:, j] for j, name in enumerate(data.feature_names)}
+    values |= {"y_pred": default_predictor().predict(rows), "y_true": data.target}
+    if cache is not None:
+        text = orjson.dumps({"key": key, "features": list(data.feature_names),
+                             "values": {name: column.tolist() for name, column in values.items()}})
+        try:
+            write_atomically(cache, lambda file: file.write(text), durable=False)
+        except OSError:
+            pass  # a cache: the next start computes it again
+    return DriftReference.of_values(BUILTIN, values, data.feature_names)
+
+
+def file_drift_reference(path: Path, features: tuple[str, ...]) -> DriftReference:
+    """The reference of a file with a column per feature (and y_true,
+    y_pred where it has them): every value a number."""
+    import pandas as pd
+
+    frame = read_frame(path)
+    missing = [name for name in features if name not in frame.columns]
+    if missing:
+        raise UsageError(f"--reference-file {path} has no feature column {', '.join(missing)} "
+                         f"(it has {', '.join(map(str, frame.columns)) or 'none'})")
+    if not len(frame):
+        raise UsageError(f"--reference-file {path} has no rows")
+    values = {}
+    for name in (*features, *(t for t in TARGETS if t in frame.columns)):
+        column = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(column))
+        if bad.size:
+            raise UsageError(f"--reference-file {path}: row {bad[0] + 1} has no number in {name} "
+                             f"({frame[name].iloc[bad[0]]!r})")
+        values[name] = column
+    return reference_of(f"the file {path}", values, features)
+
+
+def reference_of(source: str, values: dict[str, np.ndarray], features: tuple[str, ...],
+                 chunks: list[Mapping[str, np.ndarray]] | None = None) -> DriftReference:
+    try:
+        return DriftReference.of_values(source, values, features, chunks)
+    except ValueError as error:
+        raise UsageError(f"the drift reference ({source}) cannot place its bins: {error}") from None
+
+
+def drift_settings_with(options: QualityOptions, rules: list[Rule],
+                        reference: DriftReference) -> DriftSettings:
+    """The settings, drift's rules checked against the reference: each
+    column it names is the reference's, each has a threshold."""
+    drift_rules = [rule for rule in rules if rule.on_drift]
+    for rule in unwatched(drift_rules, reference.columns):
+        raise UsageError(f"rule {rule.name!r}: the reference ({reference.source}) has no column "
+                         f"{rule.column!r} (it has {', '.join(reference.columns)})")
+    settings = DriftSettings(options.window_s, options.lateness_s, tuple(drift_rules), reference)
+    for source in settings.sources():
+        watching = settings.rules_of(source)
+        if len(watching) > ALERTS_PER_WINDOW:
+            raise UsageError(f"{len(watching)} drift rules on {source} (one per feature): at most "
+                             f"{ALERTS_PER_WINDOW}")
+        try:
+            Alerts(watching, reference)
+        except RulesError as error:
+            raise UsageError(str(error)) from None
+    return settings
+
+
+def default_drift(window_s: float = 60.0, lateness_s: float = 30.0) -> DriftSettings:
+    """The built-in rules and reference."""
+    return drift_settings_with(QualityOptions(window_s, lateness_s), default_rules(),
+                               builtin_drift_reference())
