@@ -308,10 +308,11 @@ def replay(
         help="Write the CSV (and PNG beside it) here and leave the live log alone.")] = None,
     plot: Annotated[bool, typer.Option(help="Also rebuild the PNG.")] = True,
 ) -> None:
-    """Rebuild the CSV, its windows (and PNG) from the streams' history, then exit."""
+    """Rebuild the CSV, its windows, drift.csv (and PNG) from the streams' history, then exit."""
+    from nnmon.processors.replay.drift import rebuild_drift
     from nnmon.processors.replay.history import replay as run_replay
-    from nnmon.processors.replay.rebuild import rebuild_views
-    from nnmon.processors.replay.reference import quality_settings
+    from nnmon.processors.replay.rebuild import drift_out, rebuild_views
+    from nnmon.processors.replay.reference import drift_settings, quality_settings
 
     start = _start(from_offset)
     if to_offset is not None and out is None:
@@ -319,12 +320,15 @@ def replay(
                          "where metric carries on")
 
     settings = asyncio.run(quality_settings(config, quality))
+    drift = asyncio.run(drift_settings(config, quality))
 
     async def main(stop: asyncio.Event) -> None:
         began = time.monotonic()
         with _progress_bar() as progress:
             result = await run_replay(config, start, to_offset, progress)
         csv_path, png_path = await rebuild_views(config, result, out, plot, limits, settings)
+        drifted = await rebuild_drift(config, drift, start, None if out is None else drift_out(out),
+                                      to_offset)
         seconds = time.monotonic() - began  # reading, joining and writing the views
         for note in result.notes:
             typer.echo(f"note: {note}", err=True)
@@ -333,7 +337,8 @@ def replay(
         typer.echo(f"replayed {len(result.rows)} rows to {csv_path}"
                    + (f" and {png_path}" if png_path else "")
                    + f" from {where}: {len(result.unmatched)} y_true without prediction, "
-                   f"{result.rejected} rejected, {seconds:.2f}s")
+                   f"{result.rejected} rejected; the drift of {drifted.rows} events to {drifted.path}; "
+                   f"{seconds:.2f}s")
 
     run_until_stopped(main)
 

@@ -91,27 +91,29 @@ async def _starts(consumer: rstream.Consumer, streams: tuple[str, ...], y_true: 
 
 
 async def rebuild_drift(config: PipelineConfig, settings: DriftSettings, start: ConsumerOffsetSpecification,
-                        out: Path | None) -> DriftReplay:
-    """Write drift.csv from history; with `out`, to `out` and leave the
-    live view alone; else swap the live view for it and hand drift its end."""
+                        out: Path | None, y_true_to: int | None = None) -> DriftReplay:
+    """Write drift.csv from history (to `y_true_to` and its time, with
+    `out`); with `out`, to `out` and leave the live view alone; else swap
+    the live view for it and hand drift its end."""
     target = out if out is not None else config.drift_path
     partial = target.with_name(target.name + ".partial")
     runner = DriftRunner(config, settings, log, view_path=partial, replaying=True)
     if out is not None:
-        return await _replayed(config, runner, start, target, live=False)
+        return await _replayed(config, runner, start, target, y_true_to, live=False)
+    assert y_true_to is None, "the live view reaches the streams' end, where drift carries on"
     with view_lock(config, "drift"):
         # No checkpoint while the view is swapped: a crash in between makes
         # drift rebuild from the streams rather than trust a stale length.
         runner.path.unlink(missing_ok=True)
-        return await _replayed(config, runner, start, target, live=True)
+        return await _replayed(config, runner, start, target, None, live=True)
 
 
 async def _replayed(config: PipelineConfig, runner: DriftRunner, start: ConsumerOffsetSpecification,
-                    target: Path, live: bool) -> DriftReplay:
+                    target: Path, y_true_to: int | None, live: bool) -> DriftReplay:
     runner.restore(fresh=True)
     assert runner.view is not None
     try:
-        await read_through(config, runner.reading, start, runner.step)
+        await read_through(config, runner.reading, start, runner.step, y_true_to)
         events = runner.view.outgoing()
         runner.view.sync()
         state = runner.view.state()
@@ -126,8 +128,10 @@ async def _replayed(config: PipelineConfig, runner: DriftRunner, start: Consumer
             # already, and keeps the windows drift never closed.
             await declare_streams(producer, (config.names.drift, config.names.alerts), config.retention)
             for source, batches in events.items():
-                await (await ConfirmedPublisher(producer, publisher_name(config.names, source))
-                       .send_together(batches))
+                # A producer per name: rstream's holds one publisher per stream.
+                async with open_producer(config.broker, config.connection_name(f"replay-{source}")) as own:
+                    await (await ConfirmedPublisher(own, publisher_name(config.names, source))
+                           .send_together(batches))
             runner.save(state)
             await runner.store_offsets(consumer)
     return DriftReplay(runner.rate.total, target)

@@ -48,6 +48,11 @@ def windows_out(out: Path) -> Path:
     return out.with_name(f"{out.stem}_windows.csv")
 
 
+def drift_out(out: Path) -> Path:
+    """Where a replay to `out` writes its drift: beside it."""
+    return out.with_name(f"{out.stem}_drift.csv")
+
+
 async def rebuild_views(
     config: PipelineConfig, result: ReplayResult, out: Path | None, plot: bool, limits: JoinLimits,
     quality: QualitySettings,

@@ -19,6 +19,7 @@ import asyncio
 import logging
 import operator
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -254,12 +255,17 @@ class DriftRunner:
             open_consumer(config.broker, connection, watch) as consumer,
             open_producer(config.broker, connection, watch) as producer,
             RecordReader(lambda: open_consumer(config.broker, connection, watch)) as reader,
+            AsyncExitStack() as stack,
         ):
             outputs = (names.rejected, names.drift, names.alerts)
             await declare_streams(consumer, self.reading.streams + outputs, config.retention)
             rejects = ConfirmedPublisher(producer, None, watch)
-            publishers = {source: ConfirmedPublisher(producer, publisher_name(names, source), watch)
-                          for source in self.reading.sources.values()}
+            publishers = {}
+            for source in self.reading.sources.values():
+                # A producer of its own: rstream's holds one publisher (one name) per stream.
+                own = await stack.enter_async_context(open_producer(config.broker, f"{connection}-{source}",
+                                                                    watch))
+                publishers[source] = ConfirmedPublisher(own, publisher_name(names, source), watch)
             if await ahead_of_streams(consumer, self.reading.offsets):
                 log.warning("the checkpoint is past the end of the streams (were they deleted and "
                             "created again?): rebuilding the view from the start of the streams")

@@ -94,11 +94,15 @@ def reference_of(source: str, values: dict[str, np.ndarray], features: tuple[str
 def drift_settings_with(options: QualityOptions, rules: list[Rule],
                         reference: DriftReference) -> DriftSettings:
     """The settings, drift's rules checked against the reference: each
-    column it names is the reference's, each has a threshold."""
+    column a rules file names is the reference's (a built-in rule on y_pred
+    or y_true is left out where the reference has no such column), each
+    has a threshold."""
     drift_rules = [rule for rule in rules if rule.on_drift]
-    for rule in unwatched(drift_rules, reference.columns):
-        raise UsageError(f"rule {rule.name!r}: the reference ({reference.source}) has no column "
-                         f"{rule.column!r} (it has {', '.join(reference.columns)})")
+    missing = unwatched(drift_rules, reference.columns)
+    if missing and options.rules_file is not None:
+        raise UsageError(f"rule {missing[0].name!r}: the reference ({reference.source}) has no column "
+                         f"{missing[0].column!r} (it has {', '.join(reference.columns)})")
+    drift_rules = [rule for rule in drift_rules if rule not in missing]
     settings = DriftSettings(options.window_s, options.lateness_s, tuple(drift_rules), reference)
     for source in settings.sources():
         watching = settings.rules_of(source)
