@@ -354,16 +354,17 @@ def check(
     to_offset: Annotated[int | None, typer.Option(min=0, help="Last y_true offset (inclusive).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object, for scripts.")] = False,
 ) -> int:
-    """Judge the quality windows of history by the alert rules: exit 0 if no rule
-    fired, 1 if one did, 2 on errors."""
+    """Judge the quality and drift windows of history by the alert rules: exit 0 if
+    no rule fired, 1 if one did, 2 on errors."""
     import json
 
     from nnmon.processors.replay.check import check as run_check
-    from nnmon.processors.replay.reference import quality_settings
+    from nnmon.processors.replay.reference import drift_settings, quality_settings
 
     start = _start(from_offset)
     settings = asyncio.run(quality_settings(config, quality))
-    checked = asyncio.run(run_check(config, start, to_offset, settings))
+    drift = asyncio.run(drift_settings(config, quality))
+    checked = asyncio.run(run_check(config, start, to_offset, settings, drift))
     typer.echo(json.dumps(checked.to_json(), indent=2) if as_json else checked.to_text(), nl=as_json)
     return 1 if checked.fired else 0
 

@@ -23,13 +23,13 @@ from nnmon.processors.shell.lock import view_lock
 from nnmon.streams.client.connection import open_consumer, open_producer
 from nnmon.streams.client.publisher import ConfirmedPublisher
 from nnmon.streams.client.topology import declare_streams
+from nnmon.streams.events import codec
 from nnmon.streams.read.merge import Record
 from nnmon.streams.read.reader import RecordReader, last_position, position_at
 
 log = logging.getLogger("nnmon.replay")
 
 QUIET_S = 5.0  # a stream that delivers nothing for this long has nothing more before its end
-FOLLOW_S = 5.0
 
 @dataclass(frozen=True)
 class DriftReplay:
@@ -41,40 +41,55 @@ async def read_through(config: PipelineConfig, reading: DriftReading, start: Con
                        take: Callable[[list[Record]], object], y_true_to: int | None = None) -> None:
     """Hand `take` every record of `reading`'s streams from `start` (a
     point of y_true: the other streams start from its time) to their ends
-    now, or, with `y_true_to`, to that y_true offset and the others to its
-    time (and FOLLOW_S after: a truth is stored a moment after its
-    features). `reading`'s offsets then cover the ends."""
+    now; with `y_true_to`, y_true to that offset first, then the others'
+    events of the ids it held (`reading.only`). `reading`'s offsets then
+    cover the ends."""
     names = config.names
-    async with (
-        open_consumer(config.broker, config.connection_name("replay")) as consumer,
-        RecordReader(lambda: open_consumer(config.broker, config.connection_name("replay"))) as reader,
-    ):
+    async with open_consumer(config.broker, config.connection_name("replay")) as consumer:
         starts = await _starts(consumer, reading.streams, names.y_true, start)
-        until_ms = None
-        if y_true_to is not None:
-            last = await position_at(consumer, names.y_true,
-                                     ConsumerOffsetSpecification(OffsetType.OFFSET, y_true_to))
-            until_ms = None if last is None else last.timestamp_ms + FOLLOW_S * 1000
         ends: dict[str, int] = {}
         for stream in reading.streams:
             end = await last_position(consumer, stream)
             if end is not None and stream in starts:
-                ends[stream] = end.offset if stream != names.y_true or y_true_to is None else min(
-                    end.offset, y_true_to)
-                await reader.subscribe(stream, starts[stream], None, SOURCE_READERS[reading.sources[stream]])
+                ends[stream] = end.offset
+    if y_true_to is None or names.y_true not in ends:
+        await _read(config, starts, ends, take)
+    else:
+        ids: set[str] = set()
 
-        def past_time(record: Record) -> bool:
-            return until_ms is not None and record.stream != names.y_true and record.timestamp_ms > until_ms
+        def take_truths(records: list[Record]) -> None:
+            for record in records:
+                truth = reading.intake.decode(record, codec.TruthEvent)
+                if truth is not None:
+                    ids.add(truth.id)
+            take(records)
 
+        await _read(config, starts, {names.y_true: min(ends[names.y_true], y_true_to)}, take_truths)
+        reading.only = ids
+        await _read(config, starts, {s: e for s, e in ends.items() if s != names.y_true}, take)
+        reading.only = None
+        ends[names.y_true] = min(ends[names.y_true], y_true_to)
+    reading.offsets.update(ends)  # drift carries on after them, whatever the start
+
+
+async def _read(config: PipelineConfig, starts: dict[str, ConsumerOffsetSpecification], ends: dict[str, int],
+                take: Callable[[list[Record]], object]) -> None:
+    """Hand `take` the records of each stream in `ends` from its start to its end."""
+    async with RecordReader(lambda: open_consumer(config.broker, config.connection_name("replay"))) as reader:
+        for stream in ends:
+            await reader.subscribe(stream, starts[stream], None, SOURCE_READERS[_source(config, stream)])
         remaining = set(ends)
         while remaining:
             records = await reader.next_batch(READ_BATCH, timeout=QUIET_S)
             if not records:
                 break  # the start was past the last message
-            take([r for r in records if r.offset <= ends[r.stream] and r.stream in remaining
-                  and not past_time(r)])
-            remaining -= {r.stream for r in records if r.offset >= ends[r.stream] or past_time(r)}
-        reading.offsets.update(ends)  # drift carries on after them, whatever the start
+            take([r for r in records if r.offset <= ends[r.stream] and r.stream in remaining])
+            remaining -= {r.stream for r in records if r.offset >= ends[r.stream]}
+
+
+def _source(config: PipelineConfig, stream: str) -> str:
+    names = config.names
+    return {names.features: "features", names.y_pred: "y_pred", names.y_true: "y_true"}[stream]
 
 
 async def _starts(consumer: rstream.Consumer, streams: tuple[str, ...], y_true: str,

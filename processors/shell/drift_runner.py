@@ -75,6 +75,7 @@ class DriftReading:
             getter if len(features) > 1 else lambda values: (getter(values),))
         self.seen: dict[str, SeenIds] = {}
         self.offsets: dict[str, int | None] = {}
+        self.only: set[str] | None = None  # these ids only (a range of history ending at a y_true offset)
         self.restore(None)
 
     def restore(self, saved: checkpoint.Checkpoint | None) -> None:
@@ -121,6 +122,8 @@ class DriftReading:
             if features is None:
                 return None
             event_id = features.id
+            if self.only is not None and event_id not in self.only:
+                return None
             if features.features.keys() != self.feature_set:
                 if self.seen[record.stream].verdict(event_id, record.timestamp_ms) is Verdict.NEW:
                     self.misfits.reject(record, self._misfit(features.features.keys()))
@@ -136,6 +139,8 @@ class DriftReading:
             if truth is None:
                 return None
             event_id, value = truth.id, truth.y_true
+        if self.only is not None and event_id not in self.only:
+            return None
         seen = self.seen[record.stream]
         verdict = seen.verdict(event_id, record.timestamp_ms)
         if verdict is not Verdict.NEW:

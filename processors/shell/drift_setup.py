@@ -20,7 +20,7 @@ from nnmon.processors.core.rules import Alerts, Rule, RulesError, default_rules,
 from nnmon.processors.run.runtime import UsageError
 from nnmon.processors.shell.atomic import write_atomically
 from nnmon.processors.shell.drift_log import ALERTS_PER_WINDOW, DriftSettings
-from nnmon.processors.shell.quality_setup import QualityOptions, read_frame
+from nnmon.processors.shell.quality_setup import QualityOptions, read_table
 
 BUILTIN = "the diabetes data set the built-in model was fitted on"
 TARGETS = ("y_true", "y_pred")
@@ -65,7 +65,7 @@ def file_drift_reference(path: Path, features: tuple[str, ...]) -> DriftReferenc
     y_pred where it has them): every value a number."""
     import pandas as pd
 
-    frame = read_frame(path)
+    frame = read_table(path)
     missing = [name for name in features if name not in frame.columns]
     if missing:
         raise UsageError(f"--reference-file {path} has no feature column {', '.join(missing)} "

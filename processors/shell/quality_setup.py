@@ -94,7 +94,7 @@ def builtin_reference(cache: Path | None = None) -> Reference:
     return Reference.of_windows(BUILTIN, chunks, timed=False)
 
 
-def read_frame(path: Path) -> pd.DataFrame:
+def read_table(path: Path) -> pd.DataFrame:
     """A reference file's table: CSV, or Parquet by its .parquet / .pq suffix."""
     import pandas as pd
 
@@ -111,7 +111,7 @@ def file_reference(path: Path) -> Reference:
     (CSV, or Parquet by its .parquet / .pq suffix)."""
     import pandas as pd
 
-    frame = read_frame(path)
+    frame = read_table(path)
     missing = [column for column in ("y_true", "y_pred") if column not in frame.columns]
     if missing:
         raise UsageError(f"--reference-file {path} has no column {' or '.join(missing)} "

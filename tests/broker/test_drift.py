@@ -5,7 +5,9 @@ that rebuild drift.csv."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -206,3 +208,26 @@ async def misfits_run(config: PipelineConfig, reference: Path) -> None:
     await wait_until(lambda: (read_counts(config.logs_dir, "drift") or {}).get("rejected") == 3, 30,
                      "drift to reject the three")
     await drift.finish()
+
+
+def test_check_judges_the_drift_of_history_as_drift_did(drifted: PipelineConfig) -> None:
+    config = drifted
+    checked = run_nnmon(config, "check", "--json", *WINDOW)
+    assert checked.returncode == 1, checked.stderr
+    report = json.loads(checked.stdout)["drift"]
+    streamed = asyncio.run(read_with_rstream(config.broker, config.names.alerts))
+    drift_rules = {"feature_drift", "prediction_drift", "target_drift", "most_features_drifted"}
+    def described(alert: dict[str, Any]) -> tuple[str, str | None, str, str]:
+        return alert["rule"], alert.get("column"), alert["state"], alert["window_start"]
+
+    assert [described(a) for a in report["alerts"]] == [
+        described(a) for a in streamed if a["rule"] in drift_rules]
+    live = pd.read_csv(config.drift_path)
+    features = [w for w in report["windows"] if w["source"] == "features"]
+    closed = live[live["column"] == "bmi"]
+    assert [w["window_start"] for w in features][:len(closed)] == closed["window_start"].tolist()
+    assert [w["columns"]["bmi"]["psi"] for w in features][:len(closed)] == \
+        pytest.approx(closed["psi"].tolist(), nan_ok=True, rel=0, abs=0)
+    calm = run_nnmon(config, "check", "--to-offset", str(DRIFT_AFTER // 2), *WINDOW)  # before the drift
+    assert calm.returncode == 0, calm.stdout + calm.stderr
+    assert "drift of features" in calm.stdout and "0 alerts fired" in calm.stdout

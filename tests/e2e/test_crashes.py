@@ -1,10 +1,12 @@
 """Nothing lost, nothing doubled: real processes killed with SIGKILL at random
 moments while 10,000 events a second flow, and restarted each time: the rows,
-the predictions, the quality windows (file and stream) and the alerts."""
+the predictions, the quality windows (file and stream), the drift windows
+(file and stream) and the alerts."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 
@@ -12,13 +14,15 @@ import pandas as pd
 import pytest
 
 from nnmon.processors.run.config import PipelineConfig
+from nnmon.streams.client.connection import open_consumer
 from nnmon.streams.events import codec
+from nnmon.streams.read.reader import last_position
 from tests.streamtools import Pipeline, read_stream, stream_length
 
 EVENTS = 20_000
 
 
-@pytest.mark.parametrize("victims", [("model",), ("metric",), ("model", "metric")])
+@pytest.mark.parametrize("victims", [("model",), ("metric",), ("model", "metric"), ("drift",)])
 def test_sigkill_at_random_moments_loses_and_doubles_nothing(
     config: PipelineConfig, victims: tuple[str, ...]
 ) -> None:
@@ -33,8 +37,10 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(
     try:
         pipeline.start("model")
         pipeline.start("metric")
+        if "drift" in victims:
+            pipeline.start("drift")
         pipeline.start("features", "--interval", "0.0001", "--count", str(EVENTS),
-                       "--concept-drift-after", str(EVENTS // 3))
+                       "--concept-drift-after", str(EVENTS // 3), "--covariate-drift-after", str(EVENTS // 2))
         kills = mid_flow = 0
         deadline = time.monotonic() + 120
         # The first kill when a random share of the rows is in: surely mid-flow.
@@ -53,6 +59,10 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(
         while pipeline.rows() < EVENTS:
             assert time.monotonic() < deadline, f"stuck at {pipeline.rows()} of {EVENTS} rows"
             time.sleep(0.1)
+        if "drift" in victims:
+            while not asyncio.run(drift_read_all(config)):
+                assert time.monotonic() < deadline, "drift never read every event"
+                time.sleep(0.5)
         time.sleep(2)  # room for a doubled row to show up
     finally:
         pipeline.stop()
@@ -72,6 +82,8 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(
     assert asyncio.run(stream_length(config.broker, config.names.y_pred)) == EVENTS
 
     assert_windows_once(config)
+    if "drift" in victims:
+        assert_drift_once(config)
 
 
 def assert_windows_once(config: PipelineConfig) -> None:
@@ -93,6 +105,47 @@ def assert_windows_once(config: PipelineConfig) -> None:
     alerts_held = asyncio.run(stream_length(config.broker, config.names.alerts))
     alerts = [codec.decode_derived(data)[1] for _, data in asyncio.run(
         read_stream(config.broker, config.names.alerts, alerts_held))]
-    transitions = [(a["rule"], a["state"], a["window_start"]) for a in alerts]
+    transitions = [(a["rule"], a.get("column"), a["state"], a["window_start"]) for a in alerts]
     assert len(transitions) == len(set(transitions))
-    assert [t[1] for t in transitions if t[0] == "mae_above_reference"] == ["firing"]
+    assert [t[2] for t in transitions if t[0] == "mae_above_reference"] == ["firing"]
+
+
+async def drift_read_all(config: PipelineConfig) -> bool:
+    """Whether drift's checkpoint covers every message of its three streams."""
+    try:
+        saved = json.loads(config.checkpoint_path("drift").read_text())
+    except (OSError, ValueError):
+        return False
+    names = config.names
+    async with open_consumer(config.broker, "test") as consumer:
+        for stream in (names.features, names.y_pred, names.y_true):
+            end = await last_position(consumer, stream)
+            if end is None or saved["streams"].get(stream) != end.offset:
+                return False
+    return True
+
+
+def assert_drift_once(config: PipelineConfig) -> None:
+    """Every closed drift window once in drift.csv per column and once, the
+    same, in the drift stream per source; every event in exactly one window
+    of each column (closed, or open in the checkpoint)."""
+    table = pd.read_csv(config.drift_path)
+    assert not table.duplicated(["window_start", "column"]).any()
+    held = asyncio.run(stream_length(config.broker, config.names.drift))
+    events = [codec.decode_derived(data)[1] for _, data in asyncio.run(
+        read_stream(config.broker, config.names.drift, held))]
+    saved = json.loads(config.checkpoint_path("drift").read_text())["state"]["view"]["tracks"]
+    for source, column in (("features", "bmi"), ("y_pred", "y_pred"), ("y_true", "y_true")):
+        mine = [e for e in events if e["source"] == source]
+        rows = table[table["column"] == column]
+        assert [e["window_start"] for e in mine] == rows["window_start"].tolist()
+        assert [e["columns"][column]["rows"] for e in mine] == rows["rows"].tolist()
+        still_open = sum(sum(value[column]["counts"]) for _, value in saved[source]["windows"]["open"])
+        late = saved[source]["windows"]["late_rows"]
+        assert rows["rows"].sum() + still_open + late == EVENTS
+    # bmi drifted after the covariate drift: its alert fired once.
+    held = asyncio.run(stream_length(config.broker, config.names.alerts))
+    alerts = [codec.decode_derived(data)[1] for _, data in asyncio.run(
+        read_stream(config.broker, config.names.alerts, held))]
+    bmi = [a["state"] for a in alerts if a["rule"] == "feature_drift" and a.get("column") == "bmi"]
+    assert bmi[:1] == ["firing"]
