@@ -29,7 +29,7 @@ from tests.containers import compose_binary
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
-PROCESSORS = {"features", "model", "metric", "plot", "dashboard"}
+PROCESSORS = {"features", "model", "metric", "drift", "plot", "dashboard"}
 BROKER = "rabbitmq"
 TIMEOUT = 60
 

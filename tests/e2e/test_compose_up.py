@@ -82,7 +82,7 @@ def test_compose_up_runs_the_pipeline_for_the_clones_owner(
         assert {path.stat().st_uid for path in logs.rglob("*") if path.is_file()} == {expected_owner}
         services = {str(c["Labels"]["com.docker.compose.service"]): str(c["Id"])  # type: ignore[index]
                     for c in stack.containers()}
-        assert set(services) == {"rabbitmq", "features", "model", "metric", "plot", "dashboard"}
+        assert set(services) == {"rabbitmq", "features", "model", "metric", "drift", "plot", "dashboard"}
         # No nnmon process keeps root: each container's first process is nnmon, as the owner.
         for service in services.keys() - {"rabbitmq"}:
             pid = subprocess.run(["podman", "inspect", "--format", "{{.State.Pid}}", services[service]],
