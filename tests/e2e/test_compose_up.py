@@ -123,7 +123,7 @@ def check_what_a_user_watches(stack: Stack) -> None:
     assert status.returncode == 0, status.stderr
     found = json.loads(status.stdout)
     assert {s["name"]: s["exists"] for s in found["streams"]} == dict.fromkeys(
-        ("features", "y_true", "y_pred", "rejected", "quality", "alerts"), True)
+        ("features", "y_true", "y_pred", "rejected", "quality", "alerts", "drift"), True)
     assert found["csv"]["rows"] > 0
 
 

@@ -125,11 +125,11 @@ def test_frames_read_whole_are_the_frames_rstream_reads(
             reader.feed_eof()
 
         arriving = asyncio.ensure_future(arrive())
-        read = [await connection.read_table() for _ in range(by_rstream)]
+        read = [await connection.read_frame() for _ in range(by_rstream)]
         read_whole_frames(client)
-        read += [await connection.read_table() for _ in range(len(sent) - by_rstream)]
+        read += [await connection.read_frame() for _ in range(len(sent) - by_rstream)]
         with pytest.raises(ConnectionClosed):
-            await connection.read_table()
+            await connection.read_frame()
         await arriving
         return read
 
