@@ -53,7 +53,7 @@ async def read_through(config: PipelineConfig, reading: DriftReading, start: Con
             if end is not None and stream in starts:
                 ends[stream] = end.offset
     if y_true_to is None or names.y_true not in ends:
-        await _read(config, starts, ends, take)
+        await _read(config, reading, starts, ends, take)
     else:
         ids: set[str] = set()
 
@@ -64,20 +64,20 @@ async def read_through(config: PipelineConfig, reading: DriftReading, start: Con
                     ids.add(truth.id)
             take(records)
 
-        await _read(config, starts, {names.y_true: min(ends[names.y_true], y_true_to)}, take_truths)
+        await _read(config, reading, starts, {names.y_true: min(ends[names.y_true], y_true_to)}, take_truths)
         reading.only = ids
-        await _read(config, starts, {s: e for s, e in ends.items() if s != names.y_true}, take)
+        await _read(config, reading, starts, {s: e for s, e in ends.items() if s != names.y_true}, take)
         reading.only = None
         ends[names.y_true] = min(ends[names.y_true], y_true_to)
     reading.offsets.update(ends)  # drift carries on after them, whatever the start
 
 
-async def _read(config: PipelineConfig, starts: dict[str, ConsumerOffsetSpecification], ends: dict[str, int],
-                take: Callable[[list[Record]], object]) -> None:
+async def _read(config: PipelineConfig, reading: DriftReading, starts: dict[str, ConsumerOffsetSpecification],
+                ends: dict[str, int], take: Callable[[list[Record]], object]) -> None:
     """Hand `take` the records of each stream in `ends` from its start to its end."""
     async with RecordReader(lambda: open_consumer(config.broker, config.connection_name("replay"))) as reader:
         for stream in ends:
-            await reader.subscribe(stream, starts[stream], None, SOURCE_READERS[_source(config, stream)])
+            await reader.subscribe(stream, starts[stream], None, SOURCE_READERS[reading.sources[stream]])
         remaining = set(ends)
         while remaining:
             records = await reader.next_batch(READ_BATCH, timeout=QUIET_S)
@@ -85,11 +85,6 @@ async def _read(config: PipelineConfig, starts: dict[str, ConsumerOffsetSpecific
                 break  # the start was past the last message
             take([r for r in records if r.offset <= ends[r.stream] and r.stream in remaining])
             remaining -= {r.stream for r in records if r.offset >= ends[r.stream]}
-
-
-def _source(config: PipelineConfig, stream: str) -> str:
-    names = config.names
-    return {names.features: "features", names.y_pred: "y_pred", names.y_true: "y_true"}[stream]
 
 
 async def _starts(consumer: rstream.Consumer, streams: tuple[str, ...], y_true: str,

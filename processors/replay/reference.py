@@ -1,7 +1,7 @@
-"""The quality settings, with a reference from wherever it was asked for:
-the built-in model, a file, or a range of the streams' history (a replay of
-that range cut into windows, so a rule in standard deviations has the
-spread of real windows)."""
+"""The quality and drift settings, with a reference from wherever it was
+asked for: the built-in model, a file, or a range of the streams' history
+(a replay of that range cut into windows, so a rule in standard deviations
+has the spread of real windows)."""
 
 from __future__ import annotations
 

@@ -24,15 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
 from nnmon.processors.core.drift import CSV_FIGURES, Columns, DriftFigures, DriftReference
 from nnmon.processors.core.rules import Alerts, Rule, drift_rules_for
 from nnmon.processors.core.track import Closing, Track
 from nnmon.processors.shell.appended import AppendedFile, FileLost
-from nnmon.processors.shell.atomic import write_atomically
 from nnmon.processors.shell.joined import ViewLost
-from nnmon.processors.shell.windows_log import alert_json, describe, iso, windows_for
+from nnmon.processors.shell.windows_log import alert_events, iso, windows_for, write_summary
 from nnmon.streams.client.publisher import Outgoing
 from nnmon.streams.events import codec
 from nnmon.streams.settings import StreamNames
@@ -175,14 +173,7 @@ class DriftLog:
         message.publishing_id = window.end_ms
         outbox[names.drift].append(message)
         self.recent[source] = (self.recent[source] + [body])[-RECENT:]
-        for place, transition in enumerate(closing.transitions):
-            alert = alert_json(transition)
-            if not self.quiet:
-                log.warning("%s", describe(transition))
-            message = codec.encode_derived(
-                "alert", f"alert-{transition.rule}-{transition.column}-{transition.state}-"
-                f"{iso(window.start_ms)}", now_ms, alert)
-            message.publishing_id = window.end_ms * ALERTS_PER_WINDOW + place
+        for message, alert in alert_events(closing, now_ms, ALERTS_PER_WINDOW, self.quiet):
             outbox[names.alerts].append(message)
             self.history = (self.history + [alert])[-HISTORY:]
 
@@ -217,10 +208,7 @@ class DriftLog:
             "firing": self.firing(), "recent": self.recent, "alerts": self.history,
             "late_rows": {source: track.windows.late_rows for source, track in self.tracks.items()},
         }
-        try:
-            write_atomically(path, lambda file: file.write(orjson.dumps(summary)), durable=False)
-        except OSError as error:
-            log.warning("cannot write %s (%s)", path, error.strerror)
+        write_summary(path, summary)
 
     def state(self) -> dict[str, Any]:
         return {"csv_bytes": self._csv.size(),

@@ -36,7 +36,7 @@ from nnmon.processors.shell.counts import CountsFile
 from nnmon.processors.shell.drift_log import DriftLog, DriftSettings, publisher_name, summary_path
 from nnmon.processors.shell.duplicates import seen_ids
 from nnmon.processors.shell.intake import Intake
-from nnmon.processors.shell.joined import READ_BATCH, ViewLost, ahead_of_streams
+from nnmon.processors.shell.joined import READ_BATCH, ahead_of_streams, resumed
 from nnmon.streams.client.connection import Watch, open_consumer, open_producer
 from nnmon.streams.client.publisher import ConfirmedPublisher
 from nnmon.streams.client.topology import declare_streams
@@ -189,15 +189,13 @@ class DriftRunner:
             self.view.close()
         saved = None if fresh else checkpoint.load(self.path, self.reading.streams)
         if saved is not None:
-            try:
+
+            def resume(saved: checkpoint.Checkpoint) -> None:
                 self.reading.restore(saved)
                 self.view = self.open_view(saved.state["view"])
+
+            if resumed(self.log, resume, saved):
                 return
-            except ViewLost as lost:
-                self.log.warning("%s: rebuilding the view from the start of the streams", lost)
-            except (KeyError, TypeError, ValueError) as error:
-                self.log.warning("damaged checkpoint (%r): rebuilding the view from the start of the streams",
-                                 error)
         self.reading.restore(None)
         self.view = self.open_view(None)
 

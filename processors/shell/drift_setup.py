@@ -7,20 +7,18 @@ anything is published."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import orjson
 
 from nnmon.processors.core.dataset import diabetes
 from nnmon.processors.core.drift import DriftReference
 from nnmon.processors.core.predictor import default_predictor
 from nnmon.processors.core.rules import Alerts, Rule, RulesError, default_rules, unwatched
 from nnmon.processors.run.runtime import UsageError
-from nnmon.processors.shell.atomic import write_atomically
 from nnmon.processors.shell.drift_log import ALERTS_PER_WINDOW, DriftSettings
-from nnmon.processors.shell.quality_setup import QualityOptions, read_table
+from nnmon.processors.shell.quality_setup import QualityOptions, cached, read_table
 
 BUILTIN = "the diabetes data set the built-in model was fitted on"
 TARGETS = ("y_true", "y_pred")
@@ -33,31 +31,20 @@ def builtin_features() -> tuple[str, ...]:
 
 def builtin_drift_reference(cache: Path | None = None) -> DriftReference:
     """The data set's features and truths, and the built-in model's
-    predictions on them. With `cache`, their values are kept in that file
-    (per scikit-learn and numpy version): making them takes importing
-    scikit-learn and fitting the model, 1.5 s of CPU at every start."""
-    key = f"scikit-learn {version('scikit-learn')}, numpy {version('numpy')}"
-    if cache is not None:
-        try:
-            saved = orjson.loads(cache.read_bytes())
-            if saved["key"] == key:
-                values = {name: np.array(column, dtype=np.float64)
-                          for name, column in saved["values"].items()}
-                return DriftReference.of_values(BUILTIN, values, tuple(saved["features"]))
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # made again below
-    data = diabetes()
-    rows = [data.row_features(row) for row in range(len(data.target))]
-    values = {name: data.features[:, j] for j, name in enumerate(data.feature_names)}
-    values |= {"y_pred": default_predictor().predict(rows), "y_true": data.target}
-    if cache is not None:
-        text = orjson.dumps({"key": key, "features": list(data.feature_names),
-                             "values": {name: column.tolist() for name, column in values.items()}})
-        try:
-            write_atomically(cache, lambda file: file.write(text), durable=False)
-        except OSError:
-            pass  # a cache: the next start computes it again
-    return DriftReference.of_values(BUILTIN, values, data.feature_names)
+    predictions on them (their values kept in `cache`, see `quality_setup.cached`)."""
+
+    def make() -> dict[str, Any]:
+        data = diabetes()
+        rows = [data.row_features(row) for row in range(len(data.target))]
+        values = {name: data.features[:, j].tolist() for j, name in enumerate(data.feature_names)}
+        values |= {"y_pred": default_predictor().predict(rows).tolist(), "y_true": data.target.tolist()}
+        return {"features": list(data.feature_names), "values": values}
+
+    def load(saved: dict[str, Any]) -> DriftReference:
+        values = {name: np.array(column, dtype=np.float64) for name, column in saved["values"].items()}
+        return DriftReference.of_values(BUILTIN, values, tuple(saved["features"]))
+
+    return cached(cache, make, load)
 
 
 def file_drift_reference(path: Path, features: tuple[str, ...]) -> DriftReference:

@@ -55,6 +55,20 @@ class ViewLost(Exception):
     """The view's output no longer matches its checkpoint: rebuild it."""
 
 
+def resumed(log: logging.Logger, resume: Callable[[checkpoint.Checkpoint], None],
+            saved: checkpoint.Checkpoint) -> bool:
+    """Whether `resume` took up the checkpoint; False, after saying so, for
+    one whose view is lost or that is damaged: the view is then rebuilt."""
+    try:
+        resume(saved)
+        return True
+    except ViewLost as lost:
+        log.warning("%s: rebuilding the view from the start of the streams", lost)
+    except (KeyError, TypeError, ValueError) as error:
+        log.warning("damaged checkpoint (%r): rebuilding the view from the start of the streams", error)
+    return False
+
+
 class View(Protocol):
     """Where joined pairs go."""
 
@@ -148,16 +162,14 @@ class JoinRunner:
             self.view.close()
         saved = None if fresh else checkpoint.load(self.path, self.streams)
         if saved is not None:
-            try:
+
+            def resume(saved: checkpoint.Checkpoint) -> None:
                 self.join = self.limits.restored_join(saved.state["join"])
                 self.offsets = {s: checkpoint.offset_in(saved, s) for s in self.streams}
                 self.view = self.open_view(saved.state["view"])
+
+            if resumed(self.log, resume, saved):
                 return
-            except ViewLost as lost:
-                self.log.warning("%s: rebuilding the view from the start of the streams", lost)
-            except (KeyError, TypeError, ValueError) as error:
-                self.log.warning("damaged checkpoint (%r): rebuilding the view from the start of the streams",
-                                 error)
         self.join = self.limits.empty_join()
         self.offsets = dict.fromkeys(self.streams)
         self.view = self.open_view(None)

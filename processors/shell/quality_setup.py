@@ -6,10 +6,11 @@ UsageError naming it, before anything is published."""
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import orjson
@@ -25,6 +26,8 @@ from nnmon.processors.shell.windows_log import QualitySettings
 
 if TYPE_CHECKING:
     import pandas as pd
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -68,30 +71,44 @@ def load_rules(path: Path | None) -> list[Rule]:
 BUILTIN = "the built-in model on the diabetes data set it was fitted on"
 
 
-def builtin_reference(cache: Path | None = None) -> Reference:
-    """The built-in model's quality on the data set it was fitted on. With
-    `cache`, kept in that file (per scikit-learn and numpy version): fitting
-    it takes importing scikit-learn, 1.5 s of CPU and 35 MB at every start
-    of metric."""
+def cached(cache: Path | None, make: Callable[[], dict[str, Any]], load: Callable[[dict[str, Any]], T]) -> T:
+    """`load(make())`, with what `make` made kept in `cache` (JSON, per
+    scikit-learn and numpy version) where it is given: the built-in
+    references take importing scikit-learn and fitting the model, 1.5 s of
+    CPU and 35 MB at every start. A cache that cannot be read is made again."""
     key = f"scikit-learn {version('scikit-learn')}, numpy {version('numpy')}"
     if cache is not None:
         try:
             saved = orjson.loads(cache.read_bytes())
             if saved["key"] == key:
-                chunks = [Quality.from_state(state) for state in saved["chunks"]]
-                return Reference.of_windows(BUILTIN, chunks, timed=False)
+                return load(saved)
         except (OSError, ValueError, KeyError, TypeError):
             pass  # made again below
-    data = diabetes()
-    rows = [data.row_features(row) for row in range(len(data.target))]
-    chunks = chunks_of(data.target, default_predictor().predict(rows))
+    made = make()
     if cache is not None:
-        text = orjson.dumps({"key": key, "chunks": [chunk.to_state() for chunk in chunks]})
+        text = orjson.dumps({"key": key, **made})
         try:
             write_atomically(cache, lambda file: file.write(text), durable=False)
         except OSError:
             pass  # a cache: the next start computes it again
-    return Reference.of_windows(BUILTIN, chunks, timed=False)
+    return load(made)
+
+
+def builtin_reference(cache: Path | None = None) -> Reference:
+    """The built-in model's quality on the data set it was fitted on (kept
+    in `cache`, see `cached`)."""
+
+    def make() -> dict[str, Any]:
+        data = diabetes()
+        rows = [data.row_features(row) for row in range(len(data.target))]
+        return {"chunks": [chunk.to_state() for chunk in chunks_of(data.target,
+                                                                   default_predictor().predict(rows))]}
+
+    def load(saved: dict[str, Any]) -> Reference:
+        return Reference.of_windows(BUILTIN, [Quality.from_state(state) for state in saved["chunks"]],
+                                    timed=False)
+
+    return cached(cache, make, load)
 
 
 def read_table(path: Path) -> pd.DataFrame:

@@ -139,13 +139,7 @@ class WindowsLog:
         message.publishing_id = window.end_ms
         self._outbox[self.names.quality].append(message)
         self.recent = (self.recent + [body])[-RECENT:]
-        for place, transition in enumerate(closing.transitions):
-            alert = alert_json(transition)
-            if not self.quiet:
-                log.warning("%s", describe(transition))
-            message = codec.encode_derived(
-                "alert", f"alert-{transition.rule}-{transition.state}-{iso(window.start_ms)}", now_ms, alert)
-            message.publishing_id = window.end_ms * ALERTS_PER_WINDOW + place
+        for message, alert in alert_events(closing, now_ms, ALERTS_PER_WINDOW, self.quiet):
             self._outbox[self.names.alerts].append(message)
             self.history = (self.history + [alert])[-HISTORY:]
 
@@ -172,10 +166,7 @@ class WindowsLog:
                      for start, quality in windows.open_windows()],
             "recent": self.recent, "alerts": self.history,
         }
-        try:
-            write_atomically(path, lambda file: file.write(orjson.dumps(summary)), durable=False)
-        except OSError as error:
-            log.warning("cannot write %s (%s)", path, error.strerror)
+        write_summary(path, summary)
 
     def state(self) -> dict[str, Any]:
         return {"csv_bytes": self._csv.size(), **self.track.to_state(), "recent": self.recent,
@@ -183,6 +174,32 @@ class WindowsLog:
 
     def close(self) -> None:
         self._csv.close()
+
+
+def alert_events(closing: Closing[Any], now_ms: int, per_window: int,
+                 quiet: bool) -> list[tuple[Outgoing, dict[str, Any]]]:
+    """The alert events of a closed window's transitions, each with its body,
+    publishing id = the window's end times `per_window` plus its place;
+    each logged as a WARNING unless `quiet` (a replay's are history)."""
+    window, events = closing.window, []
+    for place, transition in enumerate(closing.transitions):
+        alert = alert_json(transition)
+        if not quiet:
+            log.warning("%s", describe(transition))
+        column = "" if transition.column is None else f"-{transition.column}"
+        message_id = f"alert-{transition.rule}{column}-{transition.state}-{iso(window.start_ms)}"
+        message = codec.encode_derived("alert", message_id, now_ms, alert)
+        message.publishing_id = window.end_ms * per_window + place
+        events.append((message, alert))
+    return events
+
+
+def write_summary(path: Path, summary: dict[str, Any]) -> None:
+    """A summary for the watching tools: not durable, rewritten at each checkpoint."""
+    try:
+        write_atomically(path, lambda file: file.write(orjson.dumps(summary)), durable=False)
+    except OSError as error:
+        log.warning("cannot write %s (%s)", path, error.strerror)
 
 
 def window_json(start_ms: int, end_ms: int, figures: Figures) -> dict[str, Any]:
