@@ -433,7 +433,7 @@ def status(
     for consumer in late:
         typer.echo(f"nnmon status: {consumer.processor} has had {consumer.stream} messages waiting "
                    f"{consumer.behind_s:.1f}s (more than --stale {stale:g}s)", err=True)
-    firing = found.quality.firing if found.quality is not None and fail_on_alert else []
+    firing = found.firing() if fail_on_alert else []
     if firing:
         typer.echo(f"nnmon status: alerts firing: {', '.join(firing)}", err=True)
     return 1 if late or firing else 0

@@ -4,7 +4,8 @@ An aiohttp server on localhost with four routes:
 - `/`: the page (web/dashboard.html), which polls the JSON below;
 - `/static/plotly.min.js`: the page's charting library;
 - `/api/summary`: error figures from the metric log, the quality windows
-  and alerts from metric's summary, lag from the broker;
+  and alerts from metric's summary, the drift windows and alerts from
+  drift's, lag from the broker;
 - `/metrics`: the same figures for Prometheus.
 
 The dashboard only reads: the CSV (followed like `tail -f`), the
@@ -35,8 +36,8 @@ from nnmon.processors.shell.counts import read_counts
 from nnmon.processors.watch.csv_tail import CsvTail
 from nnmon.processors.watch.error_stats import ErrorStats
 from nnmon.processors.watch.prometheus import metrics_response
-from nnmon.processors.watch.quality import QualityStatus, read_quality
 from nnmon.processors.watch.status import Status, collect
+from nnmon.processors.watch.summaries import DriftStatus, QualityStatus, read_drift, read_quality
 from nnmon.streams.client.connection import EXPLAINED_ERRORS, explain
 
 log = logging.getLogger("nnmon.dashboard")
@@ -45,7 +46,7 @@ REFRESH_S = 2.0  # the page polls this often; the CSV is read as often
 STATUS_EVERY_S = 4.0  # the broker is asked this often
 STATUS_TIMEOUT_S = 15.0
 RATE_WINDOW_S = 10.0  # events per second: rows added over this many seconds
-PROCESSORS = ("features", "model", "metric", "plot")
+PROCESSORS = ("features", "model", "metric", "drift", "plot")
 
 
 @dataclass
@@ -60,6 +61,7 @@ class Dashboard:
     broker_error: str | None = None
     counts: dict[str, dict[str, Any]] = field(default_factory=dict)  # processor -> its CountsFile
     quality: QualityStatus | None = None  # metric's windows and alerts
+    drift: DriftStatus | None = None  # drift's windows and alerts
     _status_checks: Every = field(default_factory=lambda: Every(STATUS_EVERY_S))
     _row_counts: deque[tuple[float, int]] = field(default_factory=deque)
 
@@ -73,6 +75,7 @@ class Dashboard:
             self._row_counts.clear()
         self.stats.add(rows)
         self.quality = read_quality(self.config.logs_dir)
+        self.drift = read_drift(self.config.logs_dir)
         now = time.monotonic()
         self._row_counts.append((now, self.stats.count))
         while now - self._row_counts[0][0] > RATE_WINDOW_S:
@@ -133,6 +136,7 @@ class Dashboard:
             "broker": {"reachable": self.broker_error is None and status is not None,
                        "error": self.broker_error},
             "quality": None if self.quality is None else self.quality.summary,
+            "drift": None if self.drift is None else self.drift.summary,
         }
 
 

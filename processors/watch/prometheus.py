@@ -16,8 +16,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from nnmon.processors.core.drift import CSV_FIGURES
 from nnmon.processors.core.quality import FIGURES
-from nnmon.processors.watch.quality import QualityStatus
+from nnmon.processors.watch.summaries import DriftStatus, QualityStatus
 
 if TYPE_CHECKING:
     from nnmon.processors.watch.dashboard import Dashboard
@@ -51,6 +52,8 @@ class PipelineCollector(Collector):
         yield processed
         yield rejects
         yield from _quality(dashboard.quality)
+        yield from _drift(dashboard.drift)
+        yield _firing(dashboard.quality, dashboard.drift)
         if status is None or dashboard.broker_error is not None:
             return  # no stale lag from before the broker went away
         rejected = next(s for s in status.streams if s.name == dashboard.config.names.rejected)
@@ -104,12 +107,50 @@ def _quality(quality: QualityStatus | None) -> Iterator[Metric]:
         if reference.get(figure) is not None:
             yield GaugeMetricFamily(f"nnmon_reference_{figure}", f"{figure} of the reference.",
                                     value=reference[figure])
-    firing = GaugeMetricFamily("nnmon_alert_firing", "1 while the alert rule fires.", labels=["rule"])
-    for rule in quality.summary.get("rules", []):
-        firing.add_metric([rule["name"]], int(rule["name"] in quality.firing))
-    yield firing
     yield CounterMetricFamily("nnmon_window_late_rows", "Rows that came after their window had closed.",
                               value=quality.summary.get("late_rows", 0))
+
+
+def _drift(drift: DriftStatus | None) -> Iterator[Metric]:
+    """Each column's figures in its source's last closed drift window."""
+    if drift is None:
+        return
+    figures = {figure: GaugeMetricFamily(f"nnmon_drift_{figure}", f"{figure} of the column in the last "
+                                         "closed drift window of its source.", labels=["column"])
+               for figure in CSV_FIGURES}
+    drifted = GaugeMetricFamily("nnmon_drift_drifted", "1 when the column drifted in the last closed "
+                                "drift window (0 when not; absent when too few rows to judge).",
+                                labels=["column"])
+    ends = GaugeMetricFamily("nnmon_drift_window_end_seconds",
+                             "End of the source's last closed drift window (Unix time).", labels=["source"])
+    for source in drift.sources():
+        window = drift.last_window(source)
+        if window is None:
+            continue
+        ends.add_metric([source], window["window_end_ms"] / 1000)
+        for column, values in window["columns"].items():
+            for figure, family in figures.items():
+                if values.get(figure) is not None:
+                    family.add_metric([column], values[figure])
+            if values.get("drifted") is not None:
+                drifted.add_metric([column], int(values["drifted"]))
+        if source == "features" and window.get("drifted_share") is not None:
+            yield GaugeMetricFamily("nnmon_drift_drifted_share", "Share of the features drifted in the "
+                                    "last closed drift window.", value=window["drifted_share"])
+    yield from figures.values()
+    yield drifted
+    yield ends
+
+
+def _firing(quality: QualityStatus | None, drift: DriftStatus | None) -> Metric:
+    """Every rule of quality and drift, by its key (`feature_drift[bmi]`): 1 while it fires."""
+    firing = GaugeMetricFamily("nnmon_alert_firing", "1 while the alert rule fires.", labels=["rule"])
+    for summary in (quality, drift):
+        if summary is not None:
+            for rule in summary.summary.get("rules", []):
+                key = rule.get("key", rule["name"])
+                firing.add_metric([key], int(key in summary.firing))
+    return firing
 
 
 def metrics_response(dashboard: Dashboard) -> tuple[bytes, str]:

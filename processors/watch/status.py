@@ -1,5 +1,6 @@
 """What a running pipeline looks like from outside: its streams, how far each
-consumer got, the join's state, the metric log, the quality windows and alerts.
+consumer got, the join's state, the metric log, the quality and drift windows
+and their alerts.
 
 Read-only: nothing is declared, stored or written. `collect` gathers a
 `Status` from the broker (stream protocol, and the management API when it
@@ -22,7 +23,7 @@ from rstream import ConsumerOffsetSpecification, OffsetType
 from nnmon.processors.run.config import PipelineConfig
 from nnmon.processors.shell.joined import JoinStatus, join_status
 from nnmon.processors.watch.csv_tail import RowCounter
-from nnmon.processors.watch.quality import QualityStatus, read_quality
+from nnmon.processors.watch.summaries import DriftStatus, QualityStatus, read_drift, read_quality
 from nnmon.streams.client.connection import open_consumer
 from nnmon.streams.client.management import ManagementUnavailable, QueueInfo, stream_queues
 from nnmon.streams.events.ids import id_time_ms
@@ -30,7 +31,8 @@ from nnmon.streams.read.reader import close_quietly, last_position, position_at,
 
 # Who reads what, by consumer name; features only writes.
 CONSUMERS = (("model", "features"), ("metric", "y_true"), ("metric", "y_pred"),
-             ("plot", "y_true"), ("plot", "y_pred"))
+             ("plot", "y_true"), ("plot", "y_pred"),
+             ("drift", "features"), ("drift", "y_pred"), ("drift", "y_true"))
 JOINED = ("metric", "plot")
 # How long a probe waits for a chunk: the broker answers a stream that has
 # data within milliseconds, so this is mostly the time an empty stream costs.
@@ -95,9 +97,15 @@ class Status:
     notes: list[str] = field(default_factory=list)
     collected_at: str = ""
     quality: QualityStatus | None = None
+    drift: DriftStatus | None = None
 
     def stale(self, threshold_s: float) -> list[ConsumerStatus]:
         return [c for c in self.consumers if c.stale(threshold_s)]
+
+    def firing(self) -> list[str]:
+        """The alert rules firing now, quality's and drift's."""
+        summaries = (self.quality, self.drift)
+        return [key for summary in summaries if summary is not None for key in summary.firing]
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,7 +154,7 @@ async def collect(
     joins = [j for j in (join_status(config, processor) for processor in JOINED) if j is not None]
     rows = RowCounter(config.csv_path).rows() if csv_rows is None else csv_rows
     return Status(streams, consumers, joins, _csv(config.csv_path, rows), notes, _iso(now),
-                  read_quality(config.logs_dir))
+                  read_quality(config.logs_dir), read_drift(config.logs_dir))
 
 
 async def _stream(

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from nnmon.processors.watch.quality import QualityStatus
 from nnmon.processors.watch.status import ConsumerStatus, Status
+from nnmon.processors.watch.summaries import DriftStatus, QualityStatus, Summary
 
 _NONE = "-"
 
@@ -37,7 +37,7 @@ def render(status: Status, stale_s: float | None = None) -> str:
     csv_line = (f"CSV {csv.path}: {csv.rows} rows, last row {csv.last_row_at or _NONE}, "
                 f"written {csv.modified_at or _NONE}")
     notes = [f"note: {note}" for note in status.notes]
-    return "\n\n".join([streams, consumers, joins, _quality(status.quality),
+    return "\n\n".join([streams, consumers, joins, _quality(status.quality), _drift(status.drift),
                         "\n".join([csv_line, *notes])]) + "\n"
 
 
@@ -57,14 +57,40 @@ def _quality(quality: QualityStatus | None) -> str:
                          f"p99 {_number(window.get('p99'))}")
     if summary.get("late_rows"):
         lines.append(f"  late rows (their window had closed): {summary['late_rows']}")
-    firing = quality.firing_alerts()
-    if firing:
-        lines.append(_table(("ALERT FIRING", "FIGURE", "VALUE", "THRESHOLD", "SINCE WINDOW"),
-                            [(a["rule"], a["figure"], _number(a["value"]), _number(a["threshold"]),
-                              a["window_start"]) for a in firing]))
-    else:
-        lines.append("ALERTS: none firing")
+    lines.append(_firing(quality, "ALERT"))
     return "\n".join(lines)
+
+
+def _drift(drift: DriftStatus | None) -> str:
+    if drift is None:
+        return "DRIFT: no windows yet"
+    summary = drift.summary
+    lines = [f"DRIFT windows of {summary.get('window_s', 0):g}s "
+             f"(lateness {summary.get('lateness_s', 0):g}s), reference: {summary.get('reference', '?')}"]
+    for source in drift.sources():
+        window = drift.last_window(source)
+        if window is None:
+            lines.append(f"  {source}: no closed window yet")
+            continue
+        columns = window["columns"]
+        judged = [name for name, c in columns.items() if c["drifted"] is not None]
+        drifted = [f"{name} (psi {_number(c['psi'])})" for name, c in columns.items() if c["drifted"]]
+        rows = max((c["rows"] for c in columns.values()), default=0)
+        verdict = (f"drifted: {', '.join(drifted)}" if drifted else "no drift" if judged
+                   else "too few rows to judge")
+        share = "" if source != "features" else f", drifted share {_number(window.get('drifted_share'))}"
+        lines.append(f"  {source} last closed {window['window_start']}: {rows} rows, {verdict}{share}")
+    lines.append(_firing(drift, "DRIFT ALERT"))
+    return "\n".join(lines)
+
+
+def _firing(summary: Summary, label: str) -> str:
+    firing = summary.firing_alerts()
+    if not firing:
+        return f"{label}S: none firing"
+    return _table((f"{label} FIRING", "FIGURE", "COLUMN", "VALUE", "THRESHOLD", "SINCE WINDOW"),
+                  [(a["rule"], a["figure"], a.get("column"), _number(a["value"]), _number(a["threshold"]),
+                    a["window_start"]) for a in firing])
 
 
 def _number(value: Any) -> str:

@@ -45,7 +45,8 @@ def test_status_after_a_run_shows_every_stream_consumer_and_row(config: Pipeline
 
     consumers = {(c["processor"], c["stream"]): c for c in status["consumers"]}
     assert set(consumers) == {("model", names.features), ("metric", names.y_true), ("metric", names.y_pred),
-                              ("plot", names.y_true), ("plot", names.y_pred)}
+                              ("plot", names.y_true), ("plot", names.y_pred), ("drift", names.features),
+                              ("drift", names.y_pred), ("drift", names.y_true)}
     for consumer in consumers.values():  # all stopped cleanly, having stored their last offsets
         assert consumer["stored"] == consumer["last"] == streams[consumer["stream"]]["last"]
         assert consumer["lag"] == 0 and consumer["behind_s"] == 0
@@ -62,6 +63,9 @@ def test_status_after_a_run_shows_every_stream_consumer_and_row(config: Pipeline
     for name in names.all() + names.derived():
         assert name in table.stdout
     assert "CONSUMER" in table.stdout and "40 rows" in table.stdout
+    # 40 events close no window of a minute: drift ran, and says it has none closed yet
+    assert status["drift"]["summary"]["recent"] == {"features": [], "y_pred": [], "y_true": []}
+    assert "  features: no closed window yet" in table.stdout and "DRIFT ALERTS: none firing" in table.stdout
 
 
 def test_a_consumer_with_work_waiting_too_long_is_stale(config: PipelineConfig) -> None:

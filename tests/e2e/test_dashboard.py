@@ -72,7 +72,7 @@ def test_summary_metrics_and_page_match_the_csv(config: PipelineConfig, tmp_path
         assert sum(b["count"] for b in summary["histogram"]["bins"]) == 60
         assert summary["broker"] == {"reachable": True, "error": None}
         assert (summary["pending"], summary["expired"], summary["rejected"]) == (0, 0, 0)
-        assert len(summary["lag"]) == 5 and all(entry["lag"] == 0 for entry in summary["lag"])
+        assert len(summary["lag"]) == 8 and all(entry["lag"] == 0 for entry in summary["lag"])
 
         metrics = samples(get(base + "/metrics").decode())
         assert metrics[("nnmon_csv_rows", ())] == 60
@@ -82,7 +82,7 @@ def test_summary_metrics_and_page_match_the_csv(config: PipelineConfig, tmp_path
             assert metrics[("nnmon_events_processed_total", (("processor", processor),))] == 60
         assert metrics[("nnmon_join_expired_total", (("processor", "metric"),))] == 0
         lag = {labels: v for (name, labels), v in metrics.items() if name == "nnmon_consumer_lag"}
-        assert len(lag) == 5 and set(lag.values()) == {0}
+        assert len(lag) == 8 and set(lag.values()) == {0}
 
         with chromium() as browser:
             browser.get(base + "/")
@@ -101,7 +101,7 @@ def test_summary_metrics_and_page_match_the_csv(config: PipelineConfig, tmp_path
             bars = browser.find_elements(By.CSS_SELECTOR, "#histogram .barlayer .point")
             assert len(bars) == len(summary["histogram"]["bins"])
             assert len(browser.find_elements(By.CSS_SELECTOR, "#errors .scatterlayer .trace")) == 3
-            assert len(browser.find_elements(By.CSS_SELECTOR, "#lag .lag-row")) == 5
+            assert len(browser.find_elements(By.CSS_SELECTOR, "#lag .lag-row")) == 8
 
             # The page follows the log by itself: 20 more events show up.
             more = run_nnmon(config, "up", "--count", "20", "--interval", "0", "--every", "0.5")
@@ -131,23 +131,37 @@ def test_a_dashboard_that_cannot_reach_the_broker_says_so_and_exits_2(config: Pi
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
-def test_the_page_shows_the_windows_and_an_alert_firing(config: PipelineConfig) -> None:
-    # 1,500 events 4 ms apart in windows of 0.5 s, the truths drifting after 600.
+def test_the_page_shows_the_windows_drift_and_alerts_firing(config: PipelineConfig) -> None:
+    # 1,500 events 4 ms apart in windows of 0.5 s (about 125 rows each), the
+    # truths drifting after 600 and bmi and s5 shifted after 600.
     ran = run_nnmon(config, "up", "--count", "1500", "--interval", "0.004", "--every", "1", "--window", "0.5",
-                    "--allowed-lateness", "0.5", "--concept-drift-after", "600")
+                    "--allowed-lateness", "0.5", "--concept-drift-after", "600",
+                    "--covariate-drift-after", "600")
     assert ran.returncode == 0, ran.stderr
     windows = pd.read_csv(config.windows_path)
+    drift_csv = pd.read_csv(config.drift_path)
     port = free_port()
     with serving([NNMON, "dashboard", "--port", str(port)], config, port) as base:
-        quality = json.loads(get(base + "/api/summary"))["quality"]
+        summary = json.loads(get(base + "/api/summary"))
+        quality, drift = summary["quality"], summary["drift"]
         # (no_rows may fire too, if a loaded machine held features back for a whole window)
         assert {"mae_above_reference", "rmse_above_reference"} <= set(quality["firing"])
+        assert {"feature_drift[bmi]", "feature_drift[s5]"} <= set(drift["firing"])
         assert [w["window_start"] for w in quality["recent"]] == windows["window_start"].tolist()[-120:]
+        last_features = drift["recent"]["features"][-1]
+        in_csv = drift_csv[drift_csv["window_start"] == last_features["window_start"]].set_index("column")
+        assert sorted(last_features["columns"]) == sorted(set(in_csv.index) - {"y_pred", "y_true"})
+        assert last_features["columns"]["bmi"]["drifted"] is True
         metrics = samples(get(base + "/metrics").decode())
         assert metrics[("nnmon_alert_firing", (("rule", "mae_above_reference"),))] == 1
         assert metrics[("nnmon_alert_firing", (("rule", "no_rows"),))] == 0
+        assert metrics[("nnmon_alert_firing", (("rule", "feature_drift[bmi]"),))] == 1
         assert metrics[("nnmon_window_mae", ())] == windows["mae"].iloc[-1]
         assert metrics[("nnmon_window_rows", ())] == windows["rows"].iloc[-1]
+        for column in ("bmi", "age"):
+            assert metrics[("nnmon_drift_psi", (("column", column),))] == in_csv.loc[column, "psi"]
+            assert metrics[("nnmon_drift_ks", (("column", column),))] == in_csv.loc[column, "ks"]
+        assert metrics[("nnmon_drift_drifted", (("column", "bmi"),))] == 1
         page = get(base + "/").decode()
         assert '<script src="/static/plotly.min.js">' in page and "https://" not in page  # no CDN
         assert get(base + "/static/plotly.min.js").startswith(b"/**\n* plotly.js")
@@ -156,15 +170,38 @@ def test_the_page_shows_the_windows_and_an_alert_firing(config: PipelineConfig) 
             browser.get(base + "/")
             body = browser.find_element(By.TAG_NAME, "body")
             WebDriverWait(browser, 30).until(lambda _: body.get_attribute("data-loaded") == "true")
-            assert body.get_attribute("data-firing") == ",".join(quality["firing"])
+            assert body.get_attribute("data-firing") == ",".join(quality["firing"] + drift["firing"])
             chart = browser.find_element(By.ID, "windows-chart")
             assert chart.get_attribute("data-windows") == str(len(quality["recent"]))
             # Drawn by plotly: MAE, RMSE, the open window, the references and the two thresholds.
             traces = browser.find_elements(By.CSS_SELECTOR, "#windows-chart .scatterlayer .trace")
             assert len(traces) == 7
             firing = browser.find_elements(By.CSS_SELECTOR, "#alerts-firing li")
-            assert [li.get_attribute("data-rule") for li in firing] == quality["firing"]
-            assert len(browser.find_elements(By.CSS_SELECTOR, "#alerts-history .alert-row.firing")) >= 2
+            assert [li.get_attribute("data-rule") for li in firing] == quality["firing"] + drift["firing"]
+            assert len(browser.find_elements(By.CSS_SELECTOR, "#alerts-history .alert-row.firing")) >= 4
             shown = {tr.get_attribute("data-figure"): tr.find_elements(By.TAG_NAME, "td")[1].text
                      for tr in browser.find_elements(By.CSS_SELECTOR, "#open-window tbody tr")}
             assert shown["rows"] == str(quality["open"][-1]["rows"])
+
+            # The drift panel: a PSI line per column (10 features, y_pred, y_true) and the threshold.
+            columns = [*last_features["columns"], "y_pred", "y_true"]
+            drift_chart = browser.find_element(By.ID, "drift-chart")
+            assert drift_chart.get_attribute("data-columns") == ",".join(columns)
+            assert drift_chart.get_attribute("data-windows") == str(len(drift["recent"]["features"]))
+            assert float(drift_chart.get_attribute("data-threshold")) == 0.2
+            assert len(browser.find_elements(By.CSS_SELECTOR, "#drift-chart .scatterlayer .trace")) == 13
+            rows = {tr.get_attribute("data-column"): tr
+                    for tr in browser.find_elements(By.CSS_SELECTOR, "#drift-columns .drift-row")}
+            assert list(rows) == columns
+            for column in last_features["columns"]:  # the features' last window, as drift.csv has it
+                row, drifted = rows[column], in_csv.loc[column, "drifted"]  # NaN: too few rows to judge
+                assert float(row.get_attribute("data-psi")) == in_csv.loc[column, "psi"]
+                assert row.get_attribute("data-drifted") == ("" if pd.isna(drifted) else str(drifted).lower())
+                marked = "drifted" in row.get_attribute("class").split()
+                assert marked == (not pd.isna(drifted) and bool(drifted))
+
+    status = run_nnmon(config, "status")
+    assert status.returncode == 0, status.stderr
+    assert "DRIFT windows of 0.5s" in status.stdout and "drifted: " in status.stdout
+    assert "feature_drift" in status.stdout.split("DRIFT ALERT FIRING")[1]
+    assert run_nnmon(config, "status", "--fail-on-alert").returncode == 1
