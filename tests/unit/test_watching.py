@@ -27,6 +27,7 @@ from nnmon.processors.watch.status import (
     stream_bytes,
 )
 from nnmon.processors.watch.status_table import render
+from nnmon.processors.watch.summaries import DriftStatus
 from nnmon.streams.events.ids import IdGenerator
 
 
@@ -176,6 +177,32 @@ def test_the_status_table_names_streams_consumers_and_stale_ones() -> None:
     assert "12 rows" in text and "note: management API at x" in text
     assert json.loads(json.dumps(status.to_json()))["consumers"][0]["lag"] == 10
     assert [c.processor for c in status.stale(30)] == ["model"]
+
+
+def test_the_status_table_says_which_columns_drifted_and_which_drift_rules_fire() -> None:
+    def window(start: str, columns: dict[str, tuple[float, bool | None]]) -> dict[str, object]:
+        return {"window_start": start, "window_end_ms": 0, "drifted_share": 0.5,
+                "columns": {name: {"rows": 120, "psi": psi, "drifted": drifted}
+                            for name, (psi, drifted) in columns.items()}}
+
+    alert = {"rule": "feature_drift", "column": "bmi", "state": "firing", "figure": "psi", "value": 0.61,
+             "threshold": 0.2, "window_start": "2026-12-02T10:01:00.000+00:00"}
+    drift = DriftStatus({
+        "window_s": 60, "lateness_s": 30, "reference": "the data set", "firing": ["feature_drift[bmi]"],
+        "alerts": [alert | {"column": "s5"}, alert],
+        "recent": {"features": [window("10:00", {"bmi": (0.05, False), "s5": (0.1, False)}),
+                                window("10:01", {"bmi": (0.61, True), "s5": (0.1, False)})],
+                   "y_pred": [window("10:01", {"y_pred": (0.3, None)})], "y_true": []}})
+    status = Status([], [], [], CsvStatus("m.csv", 0, None, None), drift=drift)
+    text = render(status)
+    assert "DRIFT windows of 60s (lateness 30s), reference: the data set" in text
+    assert "  features last closed 10:01: 120 rows, drifted: bmi (psi 0.61), drifted share 0.5" in text
+    assert "  y_pred last closed 10:01: 120 rows, too few rows to judge" in text
+    assert "  y_true: no closed window yet" in text
+    firing = text.split("DRIFT ALERT FIRING")[1].split("\n\n")[0].splitlines()
+    assert firing[1:] == [line for line in firing if "feature_drift" in line]  # s5's is history: not firing
+    assert firing[1].split() == ["feature_drift", "psi", "bmi", "0.61", "0.2", alert["window_start"]]
+    assert status.firing() == ["feature_drift[bmi]"]
 
 
 def test_lines_that_are_not_rows_are_skipped_and_counted(tmp_path: Path) -> None:
