@@ -54,17 +54,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nnmon-screenshots-") as logs:
         env = {"NNMON_STREAM_PREFIX": names.prefix, "NNMON_LOGS_DIR": logs, "PATH": "/usr/bin:/bin"}
         try:
-            # Spread over ~15 s in windows of 1 s, the truths drifting halfway:
-            # the chart of windows shows the alert the drift sets off.
+            # Spread over ~15 s in windows of 1 s (200 rows each), bmi and s5
+            # shifted after a third, the truths drifting halfway: the charts
+            # of windows show the alerts both drifts set off.
             subprocess.run([NNMON, "up", "--count", str(options.events), "--interval", "0.005",
                             "--every", "1", "--window", "1", "--allowed-lateness", "0.5",
+                            "--covariate-drift-after", str(options.events // 3),
                             "--concept-drift-after", str(options.events // 2)], env=env, check=True)
             port = free_port()
             dashboard = subprocess.Popen([NNMON, "dashboard", "--port", str(port)], env=env)
             try:
                 base = f"http://127.0.0.1:{port}/"
                 wait_for(base + "api/summary")
-                with chromium(1280, 1300) as browser:
+                with chromium(1280, 2150) as browser:
                     browser.get(base)
                     body = browser.find_element(By.TAG_NAME, "body")
                     WebDriverWait(browser, 30).until(lambda _: body.get_attribute("data-loaded") == "true")

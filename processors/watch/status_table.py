@@ -88,9 +88,12 @@ def _firing(summary: Summary, label: str) -> str:
     firing = summary.firing_alerts()
     if not firing:
         return f"{label}S: none firing"
-    return _table((f"{label} FIRING", "FIGURE", "COLUMN", "VALUE", "THRESHOLD", "SINCE WINDOW"),
-                  [(a["rule"], a["figure"], a.get("column"), _number(a["value"]), _number(a["threshold"]),
-                    a["window_start"]) for a in firing])
+    per_column = any("column" in alert for alert in firing)  # drift's rules watch a column each
+    headers = (f"{label} FIRING", "FIGURE", *(("COLUMN",) if per_column else ()), "VALUE", "THRESHOLD",
+               "SINCE WINDOW")
+    rows = [(a["rule"], a["figure"], *((a.get("column"),) if per_column else ()), _number(a["value"]),
+             _number(a["threshold"]), a["window_start"]) for a in firing]
+    return _table(headers, rows)
 
 
 def _number(value: Any) -> str:
