@@ -10,12 +10,21 @@ a table, then one JSON object on its last line. Figures:
   disk. That counts the few ms an event waits for features' next send (see
   pace.TICK_S); the figures from the publish itself (the id's time) are
   printed too;
-- replay_rows_per_s: `nnmon replay --from-offset first` over the e2e run;
+- replay_rows_per_s: `nnmon replay --from-offset first --no-drift` over the
+  e2e run (the join, its CSV and windows); replay_with_drift_rows_per_s: the
+  same replay rebuilding drift.csv too (reading the features as well);
 - plot_s_1m: a histogram of 1,000,000 errors, added then drawn to a PNG;
-- rss_mb: the largest resident memory (VmHWM) of any processor.
+- rss_mb: the largest resident memory (VmHWM) of any processor;
+- drift_behind_s: how long after the CSV's last row drift had stored its
+  offsets at the three streams' ends (it stores them every 2 s: under about
+  2 s, it kept up), unless --no-drift; drift_behind_at_latency_rate_s: the same at the
+  end of the latency run; drift_cpu_s: its CPU seconds in the e2e run
+  (start-up included).
 
-It also prints the CPU seconds each processor and the broker spent in the
-e2e run: on a machine this small, where the time goes.
+drift runs beside the others, as `nnmon up` runs it: it reads the same three
+streams, on the same two cores. It also prints the CPU seconds each
+processor and the broker spent in the e2e run: on a machine this small,
+where the time goes.
 """
 
 from __future__ import annotations
@@ -39,12 +48,15 @@ from nnmon.processors.core.histogram import ErrorHistogram
 from nnmon.processors.shell.drawing import draw_png
 from nnmon.streams.client.connection import open_consumer
 from nnmon.streams.events.ids import id_time_ms
+from nnmon.streams.read.reader import last_position, stored_offset
 from nnmon.streams.settings import BrokerSettings, StreamNames
 
 NNMON = str(Path(sys.executable).with_name("nnmon"))
-PROCESSORS = ("model", "metric", "plot")
+PROCESSORS = ("model", "metric", "plot", "drift")
 # What each processor logs once it is connected and at work.
-READY = {"model": r"INFO predicting ", "metric": r"INFO joining ", "plot": r"INFO joining "}
+READY = {"model": r"INFO predicting ", "metric": r"INFO joining ", "plot": r"INFO joining ",
+         "drift": r"INFO drift of "}
+DRIFT_CATCH_UP_S = 600
 
 
 class Pipeline:
@@ -102,7 +114,7 @@ class Pipeline:
 
         async def delete() -> None:
             async with open_consumer(BrokerSettings.from_environment(), "nnmon-bench") as consumer:
-                for stream in names.all():
+                for stream in names.all() + names.derived():
                     await consumer.delete_stream(stream, missing_ok=True)
 
         asyncio.run(delete())
@@ -177,9 +189,34 @@ def wait_for_rows(pipeline: Pipeline, tail: CsvTail, rows: int, timeout: float,
     return time.time()
 
 
-def throughput(logs: Path, events: int) -> tuple[float, float, Pipeline]:
+def drift_caught_up(pipeline: Pipeline, timeout: float) -> float:
+    """Wait until drift has stored its offsets at the ends of the three streams it reads."""
+    names = StreamNames(pipeline.env["NNMON_STREAM_PREFIX"])
+    streams = (names.features, names.y_pred, names.y_true)
+
+    async def wait() -> float:
+        async with open_consumer(BrokerSettings.from_environment(), "nnmon-bench") as consumer:
+            ends = {stream: await last_position(consumer, stream) for stream in streams}
+            deadline = time.monotonic() + timeout
+            while True:
+                stored = {stream: await stored_offset(consumer, stream, names.consumer("drift"))
+                          for stream in streams}
+                if all(end is None or (stored[s] or -1) >= end.offset for s, end in ends.items()):
+                    return time.time()
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"drift had not caught up {timeout}s after the last row; "
+                                     f"see {pipeline.logs}")
+                await asyncio.sleep(0.05)
+
+    return asyncio.run(wait())
+
+
+def throughput(logs: Path, events: int,
+               processors: tuple[str, ...]) -> tuple[float, float, float | None, Pipeline]:
+    """Events per second to the CSV, the seconds that took, and how long
+    after its last row drift (if it runs) had caught up."""
     pipeline = Pipeline(logs)
-    for name in PROCESSORS:
+    for name in processors:
         pipeline.start(name)
     pipeline.wait_ready()  # start-up (imports, fitting, connections) is not throughput
     broker = broker_pid()
@@ -187,6 +224,7 @@ def throughput(logs: Path, events: int) -> tuple[float, float, Pipeline]:
     tail = CsvTail(logs / "metric_log.csv")
     pipeline.start("features", "--interval", "0", "--count", str(events))
     finished = wait_for_rows(pipeline, tail, events, timeout=1800)
+    drift_behind = drift_caught_up(pipeline, DRIFT_CATCH_UP_S) - finished if "drift" in processors else None
     with open(logs / "metric_log.csv", "rb") as file:
         file.readline()
         first_id = file.readline().split(b",", 1)[0].decode()
@@ -194,20 +232,23 @@ def throughput(logs: Path, events: int) -> tuple[float, float, Pipeline]:
     if broker:
         pipeline.cpu_s["broker"] = cpu_seconds(broker) - broker_began
     seconds = finished - id_time_ms(first_id) / 1000
-    return events / seconds, seconds, pipeline
+    return events / seconds, seconds, drift_behind, pipeline
 
 
-def latency(logs: Path, rate: float, seconds: float) -> tuple[tuple[float, float], tuple[float, float]]:
-    """(p50, p99) from each event's due time, and from its publish."""
+def latency(logs: Path, rate: float, seconds: float, processors: tuple[str, ...],
+            ) -> tuple[tuple[float, float], tuple[float, float], float | None]:
+    """(p50, p99) from each event's due time, and from its publish; how long
+    after the last row drift (if it runs) had caught up."""
     pipeline = Pipeline(logs)
-    for name in PROCESSORS:
+    for name in processors:
         pipeline.start(name)
     pipeline.wait_ready()
     tail = CsvTail(logs / "metric_log.csv")
     events = int(rate * seconds)
     pipeline.start("features", "--interval", str(1 / rate), "--count", str(events))
     seen: list[tuple[str, float]] = []
-    wait_for_rows(pipeline, tail, events, timeout=seconds * 5 + 60, seen=seen)
+    finished = wait_for_rows(pipeline, tail, events, timeout=seconds * 5 + 60, seen=seen)
+    drift_behind = drift_caught_up(pipeline, DRIFT_CATCH_UP_S) - finished if "drift" in processors else None
     pipeline.stop()
     pipeline.delete_streams()
     # Ids sort in the order they were made: event n is due n / rate seconds
@@ -220,15 +261,16 @@ def latency(logs: Path, rate: float, seconds: float) -> tuple[tuple[float, float
     steady = seen[int(rate):]
     from_due = [(t - start - place[i] / rate) * 1000 for i, t in steady]
     from_publish = [(t - id_time_ms(i) / 1000) * 1000 for i, t in steady]
-    return _percentiles(from_due), _percentiles(from_publish)
+    return _percentiles(from_due), _percentiles(from_publish), drift_behind
 
 
 def _percentiles(delays_ms: list[float]) -> tuple[float, float]:
     return float(np.percentile(delays_ms, 50)), float(np.percentile(delays_ms, 99))
 
 
-def replay_speed(pipeline: Pipeline, logs: Path, events: int) -> float:
-    out = pipeline.run("replay", "--from-offset", "first", "--out", str(logs / "replay.csv"), "--no-plot")
+def replay_speed(pipeline: Pipeline, logs: Path, events: int, drift: bool) -> float:
+    out = pipeline.run("replay", "--from-offset", "first", "--out", str(logs / "replay.csv"), "--no-plot",
+                       "--drift" if drift else "--no-drift")
     found = re.search(r"replayed (\d+) rows .* ([\d.]+)s$", out.strip())
     assert found, out
     rows, seconds = int(found.group(1)), float(found.group(2))
@@ -253,25 +295,32 @@ def main() -> None:
     parser.add_argument("--latency-rate", type=float, default=1000, help="events/s for the latency run")
     parser.add_argument("--latency-seconds", type=float, default=20, help="length of the latency run")
     parser.add_argument("--plot-rows", type=int, default=1_000_000)
+    parser.add_argument("--no-drift", action="store_true", help="run the pipeline without drift")
     options = parser.parse_args()
+    processors = tuple(p for p in PROCESSORS if not (options.no_drift and p == "drift"))
 
     with tempfile.TemporaryDirectory(prefix="nnmon-bench-") as folder:
         root = Path(folder)
         (root / "e2e").mkdir()
         (root / "latency").mkdir()
-        events_per_s, seconds, pipeline = throughput(root / "e2e", options.events)
-        replay_rows_per_s = replay_speed(pipeline, root / "e2e", options.events)
+        events_per_s, seconds, drift_behind, pipeline = throughput(root / "e2e", options.events, processors)
+        replay_rows_per_s = replay_speed(pipeline, root / "e2e", options.events, drift=False)
+        replay_with_drift = replay_speed(pipeline, root / "e2e", options.events, drift=True)
         pipeline.delete_streams()
-        (p50, p99), (published_p50, published_p99) = latency(
-            root / "latency", options.latency_rate, options.latency_seconds)
+        (p50, p99), (published_p50, published_p99), steady_drift_behind = latency(
+            root / "latency", options.latency_rate, options.latency_seconds, processors)
         plot_s = plot_time(options.plot_rows)
     figures = {
         "e2e_events_per_s": round(events_per_s),
         "latency_ms_p50": round(p50, 2),
         "latency_ms_p99": round(p99, 2),
         "replay_rows_per_s": round(replay_rows_per_s),
+        "replay_with_drift_rows_per_s": round(replay_with_drift),
         "plot_s_1m": round(plot_s, 3),
         "rss_mb": round(pipeline.peak_rss_kb / 1024, 1),
+        **({} if drift_behind is None or steady_drift_behind is None else {
+            "drift_behind_s": round(drift_behind, 2), "drift_cpu_s": round(pipeline.cpu_s["drift"], 1),
+            "drift_behind_at_latency_rate_s": round(steady_drift_behind, 2)}),
     }
     print(f"{'figure':<20} {'value':>12}")
     for name, value in figures.items():
@@ -281,6 +330,9 @@ def main() -> None:
     print(f"latency from the publish (the id's time): p50 {published_p50:.2f} ms, p99 {published_p99:.2f} ms")
     cpu = ", ".join(f"{name} {used:.1f}" for name, used in pipeline.cpu_s.items())
     print(f"CPU seconds in the e2e run: {cpu}")
+    if drift_behind is not None:
+        print(f"drift: {pipeline.cpu_s['drift']:.1f} CPU s for {options.events} events of each of 3 streams, "
+              f"caught up {drift_behind:.2f}s after the CSV's last row")
     print(json.dumps(figures))
 
 

@@ -263,9 +263,15 @@ def drift(config: PipelineConfig, quality: Any) -> None:
     reference (drift.csv, the drift and alerts streams)."""
     from nnmon.processors.pipeline.drift import run_drift
     from nnmon.processors.replay.reference import drift_settings
+    from nnmon.processors.run.runtime import lower_priority
 
     settings = asyncio.run(drift_settings(config, quality))
-    run_until_stopped(lambda stop: run_drift(config, stop, settings))
+
+    async def main(stop: asyncio.Event) -> None:
+        lower_priority()  # as plot does (see there)
+        await run_drift(config, stop, settings)
+
+    run_until_stopped(main)
 
 
 @app.command()
@@ -280,7 +286,8 @@ def plot(
              "first, last, next, an offset or an ISO-8601 time.")] = None,
 ) -> None:
     """Draw the distribution of absolute errors to error_distribution.png."""
-    from nnmon.processors.pipeline.plot import lower_priority, run_plot
+    from nnmon.processors.pipeline.plot import run_plot
+    from nnmon.processors.run.runtime import lower_priority
 
     start = None if from_offset is None else _start(from_offset)
 
@@ -307,6 +314,7 @@ def replay(
     out: Annotated[Path | None, typer.Option(
         help="Write the CSV (and PNG beside it) here and leave the live log alone.")] = None,
     plot: Annotated[bool, typer.Option(help="Also rebuild the PNG.")] = True,
+    drift: Annotated[bool, typer.Option("--drift/--no-drift", help="Also rebuild drift.csv.")] = True,
 ) -> None:
     """Rebuild the CSV, its windows, drift.csv (and PNG) from the streams' history, then exit."""
     from nnmon.processors.replay.drift import rebuild_drift
@@ -320,15 +328,15 @@ def replay(
                          "where metric carries on")
 
     settings = asyncio.run(quality_settings(config, quality))
-    drift = asyncio.run(drift_settings(config, quality))
+    drift_of = asyncio.run(drift_settings(config, quality)) if drift else None
 
     async def main(stop: asyncio.Event) -> None:
         began = time.monotonic()
         with _progress_bar() as progress:
             result = await run_replay(config, start, to_offset, progress)
         csv_path, png_path = await rebuild_views(config, result, out, plot, limits, settings)
-        drifted = await rebuild_drift(config, drift, start, None if out is None else drift_out(out),
-                                      to_offset)
+        drifted = None if drift_of is None else await rebuild_drift(
+            config, drift_of, start, None if out is None else drift_out(out), to_offset)
         seconds = time.monotonic() - began  # reading, joining and writing the views
         for note in result.notes:
             typer.echo(f"note: {note}", err=True)
@@ -337,8 +345,9 @@ def replay(
         typer.echo(f"replayed {len(result.rows)} rows to {csv_path}"
                    + (f" and {png_path}" if png_path else "")
                    + f" from {where}: {len(result.unmatched)} y_true without prediction, "
-                   f"{result.rejected} rejected; the drift of {drifted.rows} events to {drifted.path}; "
-                   f"{seconds:.2f}s")
+                   f"{result.rejected} rejected; "
+                   + ("" if drifted is None else f"the drift of {drifted.rows} events to {drifted.path}; ")
+                   + f"{seconds:.2f}s")
 
     run_until_stopped(main)
 

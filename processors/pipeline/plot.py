@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from typing import Any
 
 from rstream import ConsumerOffsetSpecification
@@ -29,20 +28,8 @@ from nnmon.processors.shell.lock import view_lock
 
 log = logging.getLogger("nnmon.plot")
 
-# plot reads the same streams as metric and does the same join, for a PNG
-# redrawn every few seconds. When the machine is short of CPU, the processors
-# on the path to the CSV go first: on the 2-core bench the pipeline ran at
-# 12,000 or 20,000 events/s depending on whether plot kept up, and 20,000
-# every time once plot yielded. plot then catches up when there is CPU to
-# spare. 10 is the usual "background job" niceness (what `nice` uses).
-NICENESS = 10
 # Drawn as soon as the streams have been quiet this long, whatever `every_s` says.
 QUIET_S = 0.5
-
-
-def lower_priority() -> int:
-    """Make this process yield the CPU to the others; its new niceness."""
-    return os.nice(NICENESS)
 
 
 class HistogramView:

@@ -135,6 +135,12 @@ def test_a_replay_rebuilds_drift_csv_as_the_live_one(drifted: PipelineConfig) ->
     done = run_nnmon(config, "replay", "--from-offset", "first", "--out", str(out), *WINDOW)
     assert done.returncode == 0, done.stderr
     assert sorted_lines(config.logs_dir / "replayed_drift.csv") == live
+    joined_only = config.logs_dir / "joined_only.csv"
+    done = run_nnmon(config, "replay", "--from-offset", "first", "--out", str(joined_only), "--no-drift",
+                     *WINDOW)
+    assert done.returncode == 0, done.stderr
+    assert joined_only.exists() and not (config.logs_dir / "joined_only_drift.csv").exists()
+    assert "the drift of" not in done.stdout
     done = run_nnmon(config, "replay", "--from-offset", "first", *WINDOW)  # the live view, swapped
     assert done.returncode == 0, done.stderr
     assert sorted_lines(config.drift_path) == live

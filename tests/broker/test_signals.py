@@ -12,8 +12,8 @@ import time
 import pandas as pd
 import pytest
 
-from nnmon.processors.pipeline.plot import NICENESS
 from nnmon.processors.run.config import PipelineConfig
+from nnmon.processors.run.runtime import BACKGROUND_NICENESS
 from nnmon.processors.shell import checkpoint
 from nnmon.streams.client.connection import open_consumer
 from nnmon.streams.read.reader import stored_offset
@@ -61,15 +61,16 @@ def test_processors_flush_and_store_offsets_when_signalled(config: PipelineConfi
     assert model_offset is not None and metric_offset == saved.streams[config.names.y_true]
 
 
-def test_plot_runs_at_a_lower_cpu_priority(config: PipelineConfig) -> None:
-    """plot yields the CPU to the processors on the path to the CSV."""
-    expected = min(os.nice(0) + NICENESS, 19)
-    process = spawn(config, "plot")
+@pytest.mark.parametrize("processor", ["plot", "drift"])
+def test_readers_beside_the_csv_path_run_at_a_lower_cpu_priority(config: PipelineConfig, processor: str) -> None:
+    """plot and drift yield the CPU to the processors on the path to the CSV."""
+    expected = min(os.nice(0) + BACKGROUND_NICENESS, 19)
+    process = spawn(config, processor)
     try:
         deadline = time.monotonic() + 30
         while niceness(process.pid) != expected:
             assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            assert time.monotonic() < deadline, f"plot's niceness is {niceness(process.pid)}, not {expected}"
+            assert time.monotonic() < deadline, f"{processor}'s niceness is {niceness(process.pid)}, not {expected}"
             time.sleep(0.1)
     finally:
         process.send_signal(signal.SIGTERM)
