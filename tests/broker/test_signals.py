@@ -62,7 +62,8 @@ def test_processors_flush_and_store_offsets_when_signalled(config: PipelineConfi
 
 
 @pytest.mark.parametrize("processor", ["plot", "drift"])
-def test_readers_beside_the_csv_path_run_at_a_lower_cpu_priority(config: PipelineConfig, processor: str) -> None:
+def test_readers_beside_the_csv_path_run_at_a_lower_cpu_priority(config: PipelineConfig,
+                                                                  processor: str) -> None:
     """plot and drift yield the CPU to the processors on the path to the CSV."""
     expected = min(os.nice(0) + BACKGROUND_NICENESS, 19)
     process = spawn(config, processor)
@@ -70,7 +71,7 @@ def test_readers_beside_the_csv_path_run_at_a_lower_cpu_priority(config: Pipelin
         deadline = time.monotonic() + 30
         while niceness(process.pid) != expected:
             assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            assert time.monotonic() < deadline, f"{processor}'s niceness is {niceness(process.pid)}, not {expected}"
+            assert time.monotonic() < deadline, f"{processor}: niceness {niceness(process.pid)}, not {expected}"
             time.sleep(0.1)
     finally:
         process.send_signal(signal.SIGTERM)
