@@ -103,6 +103,9 @@ QUALITY_OPTIONS = (
             show_default=False),
     _option(-1, "--reference-to", "NNMON_REFERENCE_TO",
             "Last y_true offset of the reference range (default: the stream's end).", show_default=False),
+    _option("linear", "--model", "NNMON_MODEL",
+            "The built-in model (linear or mlp) whose quality and predictions on the data set are the "
+            "default references; the one `nnmon model` and `nnmon up` run."),
 )
 
 
@@ -114,7 +117,7 @@ def _quality_options(common: dict[str, Any]) -> Any:
 
     return QualityOptions(common["window"], common["allowed_lateness"], file(common["rules"]),
                           file(common["reference_file"]), common["reference_from"] or None,
-                          None if common["reference_to"] < 0 else common["reference_to"])
+                          None if common["reference_to"] < 0 else common["reference_to"], common["model"])
 
 
 def pipeline_command(*extra: inspect.Parameter) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -232,15 +235,21 @@ def model(
     config: PipelineConfig,
     model_path: Annotated[Path | None, typer.Option(
         envvar="NNMON_MODEL_PATH",
-        help="A joblib-saved scikit-learn regressor; "
-             "default: LinearRegression fitted on the diabetes set.")] = None,
+        help="A model of your own, used instead of the built-in one: an ONNX model (.onnx) or a "
+             "joblib-saved scikit-learn regressor.")] = None,
+    builtin: Annotated[str, typer.Option(
+        "--model", envvar="NNMON_MODEL",
+        help="The built-in model, fitted on the diabetes set: linear (LinearRegression) or mlp "
+             "(a small neural network, scikit-learn's MLPRegressor).")] = "linear",
 ) -> None:
     """Predict every features event and publish y_pred."""
-    from nnmon.processors.core.predictor import default_predictor
+    from nnmon.processors.core.predictor import BUILTIN_MODELS, builtin_predictor
     from nnmon.processors.pipeline.model import run_model
     from nnmon.processors.shell.model_file import load_predictor
 
-    predictor = default_predictor() if model_path is None else load_predictor(model_path)
+    if builtin not in BUILTIN_MODELS:
+        raise UsageError(f"--model {builtin}: no such built-in model (there are {', '.join(BUILTIN_MODELS)})")
+    predictor = builtin_predictor(builtin) if model_path is None else load_predictor(model_path)
     run_until_stopped(lambda stop: run_model(config, stop, predictor))
 
 
@@ -499,7 +508,7 @@ def up(
     async def main(stop: asyncio.Event) -> None:
         status.append(await run_up(config, stop, UpOptions(
             interval, count, seed, every, timeout, dashboard_port if dashboard else None,
-            concept_drift_after, covariate_drift_after, quality_arguments(quality))))
+            concept_drift_after, covariate_drift_after, quality_arguments(quality), quality.model)))
 
     run_until_stopped(main)
     return status[0]

@@ -68,11 +68,13 @@ class UpOptions:
     concept_drift_after: int | None = None
     covariate_drift_after: int | None = None
     window_arguments: tuple[str, ...] = ()  # metric's and drift's
+    model: str = "linear"  # the built-in model (NNMON_MODEL_PATH, if set, replaces it in model)
 
 
 def quality_arguments(options: QualityOptions) -> tuple[str, ...]:
     """metric's and drift's options for these quality options."""
-    arguments = ["--window", str(options.window_s), "--allowed-lateness", str(options.lateness_s)]
+    arguments = ["--window", str(options.window_s), "--allowed-lateness", str(options.lateness_s),
+                 "--model", options.model]
     given = {"--rules": options.rules_file, "--reference-file": options.reference_file,
              "--reference-from": options.reference_from, "--reference-to": options.reference_to}
     for flag, value in given.items():
@@ -93,7 +95,7 @@ async def run_up(config: PipelineConfig, stop: asyncio.Event, options: UpOptions
            ["--concept-drift-after", str(options.concept_drift_after)])
         + ([] if options.covariate_drift_after is None else
            ["--covariate-drift-after", str(options.covariate_drift_after)]),
-        "model": [],
+        "model": ["--model", options.model],
         "metric": list(options.window_arguments),
         "drift": list(options.window_arguments),
         "plot": ["--every", str(options.every)],

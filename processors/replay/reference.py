@@ -43,7 +43,7 @@ async def quality_settings(config: PipelineConfig, options: QualityOptions) -> Q
     elif options.reference_from is not None:
         reference = await history_reference(config, options)
     else:
-        reference = builtin_reference(config.checkpoint_path("builtin-reference"))
+        reference = builtin_reference(config.checkpoint_path("builtin-reference"), options.model)
     return QualitySettings(options.window_s, options.lateness_s, checked(rules, reference), reference)
 
 
@@ -79,7 +79,7 @@ async def drift_settings(config: PipelineConfig, options: QualityOptions) -> Dri
     elif options.reference_from is not None:
         reference = await history_drift_reference(config, options, builtin_features())
     else:
-        reference = builtin_drift_reference(config.checkpoint_path("builtin-drift-reference"))
+        reference = builtin_drift_reference(config.checkpoint_path("builtin-drift-reference"), options.model)
     return drift_settings_with(options, rules, reference)
 
 

@@ -14,13 +14,15 @@ import numpy as np
 
 from nnmon.processors.core.dataset import diabetes
 from nnmon.processors.core.drift import DriftReference
-from nnmon.processors.core.predictor import default_predictor
+from nnmon.processors.core.predictor import builtin_predictor
 from nnmon.processors.core.rules import Alerts, Rule, RulesError, default_rules, unwatched
 from nnmon.processors.run.runtime import UsageError
 from nnmon.processors.shell.drift_log import ALERTS_PER_WINDOW, DriftSettings
 from nnmon.processors.shell.quality_setup import QualityOptions, cached, read_table
 
-BUILTIN = "the diabetes data set the built-in model was fitted on"
+
+def builtin_source(model: str) -> str:
+    return f"the diabetes data set the built-in {model} model was fitted on"
 TARGETS = ("y_true", "y_pred")
 
 
@@ -29,22 +31,22 @@ def builtin_features() -> tuple[str, ...]:
     return diabetes().feature_names
 
 
-def builtin_drift_reference(cache: Path | None = None) -> DriftReference:
-    """The data set's features and truths, and the built-in model's
+def builtin_drift_reference(cache: Path | None = None, model: str = "linear") -> DriftReference:
+    """The data set's features and truths, and a built-in model's
     predictions on them (their values kept in `cache`, see `quality_setup.cached`)."""
 
     def make() -> dict[str, Any]:
         data = diabetes()
         rows = [data.row_features(row) for row in range(len(data.target))]
         values = {name: data.features[:, j].tolist() for j, name in enumerate(data.feature_names)}
-        values |= {"y_pred": default_predictor().predict(rows).tolist(), "y_true": data.target.tolist()}
+        values |= {"y_pred": builtin_predictor(model).predict(rows).tolist(), "y_true": data.target.tolist()}
         return {"features": list(data.feature_names), "values": values}
 
     def load(saved: dict[str, Any]) -> DriftReference:
         values = {name: np.array(column, dtype=np.float64) for name, column in saved["values"].items()}
-        return DriftReference.of_values(BUILTIN, values, tuple(saved["features"]))
+        return DriftReference.of_values(builtin_source(model), values, tuple(saved["features"]))
 
-    return cached(cache, make, load)
+    return cached(cache, make, load, model)
 
 
 def file_drift_reference(path: Path, features: tuple[str, ...]) -> DriftReference:

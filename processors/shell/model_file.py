@@ -1,5 +1,6 @@
-"""Loading a model from a file: a joblib-saved scikit-learn regressor, checked
-against the events' features before anything is read."""
+"""Loading a model from a file: a joblib-saved scikit-learn regressor, or an
+ONNX model (`.onnx`, see `onnx_model`), checked against the events' features
+before anything is read. Its version names the file and a hash of its bytes."""
 
 from __future__ import annotations
 
@@ -9,14 +10,27 @@ from pathlib import Path
 from nnmon.processors.core.dataset import diabetes
 from nnmon.processors.core.predictor import Predictor
 from nnmon.processors.run.runtime import UsageError
+from nnmon.processors.shell.onnx_model import load_onnx
 
 
 def load_predictor(path: Path) -> Predictor:
-    """A joblib-saved scikit-learn regressor taking the diabetes features."""
-    import joblib
-
+    """A regressor taking the diabetes features: ONNX for a `.onnx` file, else joblib."""
     if not path.is_file():
         raise UsageError(f"--model-path {path}: no such file")
+    if path.suffix.lower() == ".onnx":
+        features = diabetes().feature_names
+        return Predictor(load_onnx(path, features), features, version_of(path))
+    return _joblib_predictor(path)
+
+
+def version_of(path: Path) -> str:
+    """The model version the predictions carry: the file's name and a hash of its bytes."""
+    return f"{path.name}@{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
+
+
+def _joblib_predictor(path: Path) -> Predictor:
+    import joblib
+
     try:
         regressor = joblib.load(path)
     except Exception as error:
@@ -33,5 +47,4 @@ def load_predictor(path: Path) -> Predictor:
     fitted_names = getattr(regressor, "feature_names_in_", None)
     if fitted_names is not None:
         names = tuple(str(n) for n in fitted_names)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    return Predictor(regressor, names, f"{path.name}@{digest}")
+    return Predictor(regressor, names, version_of(path))

@@ -16,7 +16,7 @@ import numpy as np
 import orjson
 
 from nnmon.processors.core.dataset import diabetes
-from nnmon.processors.core.predictor import default_predictor
+from nnmon.processors.core.predictor import BUILTIN_MODELS, builtin_predictor
 from nnmon.processors.core.quality import Quality
 from nnmon.processors.core.reference import Reference, chunks_of
 from nnmon.processors.core.rules import Alerts, Rule, RulesError, default_rules, parse_rules
@@ -40,8 +40,12 @@ class QualityOptions:
     reference_file: Path | None = None
     reference_from: str | None = None  # a point of y_true, as replay's --from-offset
     reference_to: int | None = None  # the last y_true offset of the reference range
+    model: str = "linear"  # the built-in model whose quality on its data set is the default reference
 
     def check(self) -> None:
+        if self.model not in BUILTIN_MODELS:
+            raise UsageError(f"--model {self.model}: no such built-in model (there are "
+                             f"{', '.join(BUILTIN_MODELS)})")
         if not self.window_s > 0:
             raise UsageError(f"--window must be a positive number of seconds, not {self.window_s:g}")
         if not self.lateness_s >= 0:
@@ -68,15 +72,18 @@ def load_rules(path: Path | None) -> list[Rule]:
         raise UsageError(f"--rules {path}: {error}") from None
 
 
-BUILTIN = "the built-in model on the diabetes data set it was fitted on"
+def builtin_source(model: str) -> str:
+    return f"the built-in {model} model on the diabetes data set it was fitted on"
 
 
-def cached(cache: Path | None, make: Callable[[], dict[str, Any]], load: Callable[[dict[str, Any]], T]) -> T:
+def cached(cache: Path | None, make: Callable[[], dict[str, Any]], load: Callable[[dict[str, Any]], T],
+           model: str) -> T:
     """`load(make())`, with what `make` made kept in `cache` (JSON, per
-    scikit-learn and numpy version) where it is given: the built-in
-    references take importing scikit-learn and fitting the model, 1.5 s of
-    CPU and 35 MB at every start. A cache that cannot be read is made again."""
-    key = f"scikit-learn {version('scikit-learn')}, numpy {version('numpy')}"
+    built-in model and scikit-learn and numpy version) where it is given:
+    the built-in references take importing scikit-learn and fitting the
+    model, 1.5 s of CPU and 35 MB at every start. A cache that cannot be
+    read is made again."""
+    key = f"the {model} model, scikit-learn {version('scikit-learn')}, numpy {version('numpy')}"
     if cache is not None:
         try:
             saved = orjson.loads(cache.read_bytes())
@@ -94,21 +101,21 @@ def cached(cache: Path | None, make: Callable[[], dict[str, Any]], load: Callabl
     return load(made)
 
 
-def builtin_reference(cache: Path | None = None) -> Reference:
-    """The built-in model's quality on the data set it was fitted on (kept
+def builtin_reference(cache: Path | None = None, model: str = "linear") -> Reference:
+    """A built-in model's quality on the data set it was fitted on (kept
     in `cache`, see `cached`)."""
 
     def make() -> dict[str, Any]:
         data = diabetes()
         rows = [data.row_features(row) for row in range(len(data.target))]
-        return {"chunks": [chunk.to_state() for chunk in chunks_of(data.target,
-                                                                   default_predictor().predict(rows))]}
+        predicted = builtin_predictor(model).predict(rows)
+        return {"chunks": [chunk.to_state() for chunk in chunks_of(data.target, predicted)]}
 
     def load(saved: dict[str, Any]) -> Reference:
-        return Reference.of_windows(BUILTIN, [Quality.from_state(state) for state in saved["chunks"]],
-                                    timed=False)
+        return Reference.of_windows(builtin_source(model),
+                                    [Quality.from_state(state) for state in saved["chunks"]], timed=False)
 
-    return cached(cache, make, load)
+    return cached(cache, make, load, model)
 
 
 def read_table(path: Path) -> pd.DataFrame:
