@@ -21,6 +21,10 @@ a table, then one JSON object on its last line. Figures:
   end of the latency run; drift_cpu_s: its CPU seconds in the e2e run
   (start-up included).
 
+With --model mlp the pipeline runs the built-in network; with --onnx, a
+small network (MLPRegressor 16-8, exported by skl2onnx) through
+onnxruntime, as `nnmon model --model-path net.onnx` runs a user's model.
+
 drift runs beside the others, as `nnmon up` runs it: it reads the same three
 streams, on the same two cores. It also prints the CPU seconds each
 processor and the broker spent in the e2e run: on a machine this small,
@@ -62,10 +66,10 @@ DRIFT_CATCH_UP_S = 600
 class Pipeline:
     """The processors as separate processes under a fresh stream prefix."""
 
-    def __init__(self, logs: Path) -> None:
+    def __init__(self, logs: Path, model: dict[str, str]) -> None:
         self.logs = logs
         self.env = {**os.environ, "NNMON_STREAM_PREFIX": f"bench-{uuid.uuid4().hex[:8]}-",
-                    "NNMON_LOGS_DIR": str(logs)}
+                    "NNMON_LOGS_DIR": str(logs), **model}
         self.processes: list[subprocess.Popen[bytes]] = []
         self.peak_rss_kb = 0
         self.cpu_s: dict[str, float] = {}
@@ -211,11 +215,11 @@ def drift_caught_up(pipeline: Pipeline, timeout: float) -> float:
     return asyncio.run(wait())
 
 
-def throughput(logs: Path, events: int,
-               processors: tuple[str, ...]) -> tuple[float, float, float | None, Pipeline]:
+def throughput(logs: Path, events: int, processors: tuple[str, ...],
+               model: dict[str, str]) -> tuple[float, float, float | None, Pipeline]:
     """Events per second to the CSV, the seconds that took, and how long
     after its last row drift (if it runs) had caught up."""
-    pipeline = Pipeline(logs)
+    pipeline = Pipeline(logs, model)
     for name in processors:
         pipeline.start(name)
     pipeline.wait_ready()  # start-up (imports, fitting, connections) is not throughput
@@ -235,11 +239,11 @@ def throughput(logs: Path, events: int,
     return events / seconds, seconds, drift_behind, pipeline
 
 
-def latency(logs: Path, rate: float, seconds: float, processors: tuple[str, ...],
+def latency(logs: Path, rate: float, seconds: float, processors: tuple[str, ...], model: dict[str, str],
             ) -> tuple[tuple[float, float], tuple[float, float], float | None]:
     """(p50, p99) from each event's due time, and from its publish; how long
     after the last row drift (if it runs) had caught up."""
-    pipeline = Pipeline(logs)
+    pipeline = Pipeline(logs, model)
     for name in processors:
         pipeline.start(name)
     pipeline.wait_ready()
@@ -279,6 +283,28 @@ def replay_speed(pipeline: Pipeline, logs: Path, events: int, drift: bool) -> fl
     return rows / seconds
 
 
+def onnx_network(path: Path) -> Path:
+    """A small network fitted on the data set, exported to ONNX (needs the test extras: skl2onnx)."""
+    import warnings
+
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPRegressor
+
+    from nnmon.processors.core.dataset import diabetes
+
+    data = diabetes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        network = MLPRegressor(hidden_layer_sizes=(16, 8), max_iter=200, random_state=0)
+        network.fit(data.features, data.target)
+    width = len(data.feature_names)
+    exported = convert_sklearn(network, initial_types=[("input", FloatTensorType([None, width]))])
+    path.write_bytes(exported.SerializeToString())
+    return path
+
+
 def plot_time(rows: int) -> float:
     errors = np.abs(np.random.default_rng(0).normal(0, 50, rows))
     began = time.perf_counter()
@@ -296,19 +322,25 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=20, help="length of the latency run")
     parser.add_argument("--plot-rows", type=int, default=1_000_000)
     parser.add_argument("--no-drift", action="store_true", help="run the pipeline without drift")
+    parser.add_argument("--model", default="linear", help="the built-in model: linear or mlp")
+    parser.add_argument("--onnx", action="store_true", help="model runs a small ONNX network")
     options = parser.parse_args()
     processors = tuple(p for p in PROCESSORS if not (options.no_drift and p == "drift"))
 
     with tempfile.TemporaryDirectory(prefix="nnmon-bench-") as folder:
         root = Path(folder)
+        model = {"NNMON_MODEL": options.model}
+        if options.onnx:
+            model["NNMON_MODEL_PATH"] = str(onnx_network(root / "net.onnx"))
         (root / "e2e").mkdir()
         (root / "latency").mkdir()
-        events_per_s, seconds, drift_behind, pipeline = throughput(root / "e2e", options.events, processors)
+        events_per_s, seconds, drift_behind, pipeline = throughput(
+            root / "e2e", options.events, processors, model)
         replay_rows_per_s = replay_speed(pipeline, root / "e2e", options.events, drift=False)
         replay_with_drift = replay_speed(pipeline, root / "e2e", options.events, drift=True)
         pipeline.delete_streams()
         (p50, p99), (published_p50, published_p99), steady_drift_behind = latency(
-            root / "latency", options.latency_rate, options.latency_seconds, processors)
+            root / "latency", options.latency_rate, options.latency_seconds, processors, model)
         plot_s = plot_time(options.plot_rows)
     figures = {
         "e2e_events_per_s": round(events_per_s),

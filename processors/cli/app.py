@@ -495,12 +495,18 @@ def up(
         min=0, help="After this many events the truths drift (see nnmon features --help).")] = None,
     covariate_drift_after: Annotated[int | None, typer.Option(
         min=0, help="After this many events bmi and s5 drift (see nnmon features --help).")] = None,
+    model_path: Annotated[Path | None, typer.Option(
+        envvar="NNMON_MODEL_PATH", help="The model of your own model runs (see nnmon model --help).")] = None,
 ) -> int:
     """Run all five processors (and the dashboard) together until Ctrl-C (or --count)."""
     from nnmon.processors.cli.supervisor import UpOptions, quality_arguments, run_up
     from nnmon.processors.replay.reference import drift_settings, quality_settings
 
-    # Bad options stop `up` here, not in metric or drift.
+    # Bad options stop `up` here, not in model, metric or drift.
+    if model_path is not None:
+        from nnmon.processors.shell.model_file import load_predictor
+
+        load_predictor(model_path)
     asyncio.run(quality_settings(config, quality))
     asyncio.run(drift_settings(config, quality))
     status: list[int] = []
@@ -508,7 +514,8 @@ def up(
     async def main(stop: asyncio.Event) -> None:
         status.append(await run_up(config, stop, UpOptions(
             interval, count, seed, every, timeout, dashboard_port if dashboard else None,
-            concept_drift_after, covariate_drift_after, quality_arguments(quality), quality.model)))
+            concept_drift_after, covariate_drift_after, quality_arguments(quality), quality.model,
+            model_path)))
 
     run_until_stopped(main)
     return status[0]

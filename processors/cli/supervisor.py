@@ -68,7 +68,8 @@ class UpOptions:
     concept_drift_after: int | None = None
     covariate_drift_after: int | None = None
     window_arguments: tuple[str, ...] = ()  # metric's and drift's
-    model: str = "linear"  # the built-in model (NNMON_MODEL_PATH, if set, replaces it in model)
+    model: str = "linear"  # the built-in model
+    model_path: Path | None = None  # a model of the user's own, instead of the built-in one
 
 
 def quality_arguments(options: QualityOptions) -> tuple[str, ...]:
@@ -95,7 +96,8 @@ async def run_up(config: PipelineConfig, stop: asyncio.Event, options: UpOptions
            ["--concept-drift-after", str(options.concept_drift_after)])
         + ([] if options.covariate_drift_after is None else
            ["--covariate-drift-after", str(options.covariate_drift_after)]),
-        "model": ["--model", options.model],
+        "model": ["--model", options.model]
+        + ([] if options.model_path is None else ["--model-path", str(options.model_path)]),
         "metric": list(options.window_arguments),
         "drift": list(options.window_arguments),
         "plot": ["--every", str(options.every)],
