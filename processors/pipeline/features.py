@@ -33,10 +33,10 @@ from nnmon.processors.core.dataset import (
 from nnmon.processors.core.pace import FULL_SPEED_BATCH, Pace
 from nnmon.processors.run.config import PipelineConfig
 from nnmon.processors.run.rates import RateLog
-from nnmon.processors.run.runtime import keep_running, sleep_unless_stopped
 from nnmon.processors.shell.counts import CountsFile
 from nnmon.streams.client.connection import Watch, open_producer
 from nnmon.streams.client.publisher import ConfirmedPublisher, abandon
+from nnmon.streams.client.reconnect import keep_running, sleep_unless_stopped
 from nnmon.streams.client.topology import declare_streams
 from nnmon.streams.events import codec
 from nnmon.streams.events.ids import IdGenerator

@@ -33,7 +33,7 @@ from nnmon.processors.core.duplicates import SeenIds, Verdict
 from nnmon.processors.core.predictor import Predictor
 from nnmon.processors.run.config import PipelineConfig
 from nnmon.processors.run.rates import RateLog
-from nnmon.processors.run.runtime import UsageError, keep_running
+from nnmon.processors.run.runtime import UsageError
 from nnmon.processors.run.throttle import Every
 from nnmon.processors.shell import checkpoint
 from nnmon.processors.shell.counts import CountsFile
@@ -41,6 +41,7 @@ from nnmon.processors.shell.duplicates import seen_ids
 from nnmon.processors.shell.intake import Intake
 from nnmon.streams.client.connection import Watch, open_consumer, open_producer
 from nnmon.streams.client.publisher import ConfirmedPublisher, abandon
+from nnmon.streams.client.reconnect import keep_running
 from nnmon.streams.client.topology import declare_streams
 from nnmon.streams.events import chunks, codec
 from nnmon.streams.events.ids import IdGenerator

@@ -29,7 +29,7 @@ import rstream
 from nnmon.processors.core.duplicates import SeenIds, Verdict
 from nnmon.processors.run.config import PipelineConfig
 from nnmon.processors.run.rates import RateLog
-from nnmon.processors.run.runtime import keep_running, release_free_memory
+from nnmon.processors.run.runtime import release_free_memory
 from nnmon.processors.run.throttle import Every
 from nnmon.processors.shell import checkpoint
 from nnmon.processors.shell.counts import CountsFile
@@ -39,6 +39,7 @@ from nnmon.processors.shell.intake import Intake
 from nnmon.processors.shell.joined import READ_BATCH, ahead_of_streams, resumed
 from nnmon.streams.client.connection import Watch, open_consumer, open_producer
 from nnmon.streams.client.publisher import ConfirmedPublisher
+from nnmon.streams.client.reconnect import keep_running
 from nnmon.streams.client.topology import declare_streams
 from nnmon.streams.events import chunks, codec
 from nnmon.streams.events.ids import prediction_times

@@ -30,7 +30,7 @@ from nnmon.processors.core.duplicates import SeenIds
 from nnmon.processors.core.join import Half, IdJoin, Pair, Refused, Side
 from nnmon.processors.run.config import PipelineConfig
 from nnmon.processors.run.rates import RateLog
-from nnmon.processors.run.runtime import keep_running, release_free_memory, sleep_unless_stopped
+from nnmon.processors.run.runtime import release_free_memory
 from nnmon.processors.run.throttle import Every
 from nnmon.processors.shell import checkpoint
 from nnmon.processors.shell.counts import CountsFile
@@ -38,6 +38,7 @@ from nnmon.processors.shell.duplicates import seen_ids
 from nnmon.processors.shell.intake import Intake
 from nnmon.streams.client.connection import Watch, open_consumer, open_producer
 from nnmon.streams.client.publisher import ConfirmedPublisher, Outgoing
+from nnmon.streams.client.reconnect import keep_running, sleep_unless_stopped
 from nnmon.streams.client.topology import declare_streams
 from nnmon.streams.events import chunks, codec, ids
 from nnmon.streams.read.merge import Record
