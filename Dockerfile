@@ -22,6 +22,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 
 # Then the project itself (no dependencies left to fetch).
 COPY README.md ./
+COPY monitor/ monitor/
 COPY streams/ streams/
 COPY processors/ processors/
 RUN pip install --no-cache-dir --no-deps . \

@@ -56,8 +56,10 @@ class ConfirmedPublisher:
     With a `publisher_name`, the broker deduplicates by publishing id: a
     message whose id is not above the highest already stored for that name is
     dropped (and still confirmed). Callers then set `publishing_id` themselves,
-    from something stable such as the source offset + 1. Without a name, ids
-    come from a counter of this publisher.
+    from something stable such as the source offset + 1, or leave it to this
+    publisher's counter, which continues above what the broker stored under
+    the name on each stream (a restarted writer is not dropped as a repeat).
+    Without a name, ids come from that counter from 1.
     """
 
     def __init__(
@@ -109,6 +111,8 @@ class ConfirmedPublisher:
                     if message.publishing_id is None:
                         message.publishing_id = self._next_id
                         self._next_id += 1
+                    else:  # sent again, or numbered by the caller: the counter stays above
+                        self._next_id = max(self._next_id, message.publishing_id + 1)
                     # Registered before sending: the confirm can arrive
                     # before the write returns.
                     self._batches[(stream, message.publishing_id)] = batch
@@ -128,6 +132,9 @@ class ConfirmedPublisher:
         route = self._routes.get(stream)
         if route is None:
             publisher_id, client = await declare_publisher(self._producer, stream, self._publisher_name)
+            if self._publisher_name is not None:
+                stored = await client.query_publisher_sequence(stream, self._publisher_name)
+                self._next_id = max(self._next_id, stored + 1)
             route = self._routes[stream] = (publisher_id, client)
             self._streams[publisher_id] = stream
             # One handler per connection and publisher object: rstream calls

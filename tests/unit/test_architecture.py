@@ -4,19 +4,25 @@ pyproject.toml) are kept, and rstream's internals are used in one module."""
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 from nnmon.streams.client import rstream_private
+from tests.linked_tree import linked_package
 
 ROOT = Path(__file__).resolve().parents[2]
 PRIVATE_MODULE = ROOT / "streams" / "client" / "rstream_private.py"
 
 
-def test_import_contracts_are_kept() -> None:
-    done = subprocess.run([str(Path(sys.executable).with_name("lint-imports")), "--no-cache"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+def test_import_contracts_are_kept(tmp_path: Path) -> None:
+    # import-linter does not run the editable install's import hook either
+    tree = linked_package(tmp_path)
+    command = [str(Path(sys.executable).with_name("lint-imports")), "--no-cache",
+               "--config", str(ROOT / "pyproject.toml")]
+    done = subprocess.run(command, cwd=tree, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(tree)})
     assert done.returncode == 0, done.stdout + done.stderr
     assert " broken" in done.stdout and "0 broken" in done.stdout, done.stdout
 
@@ -39,7 +45,7 @@ def private_uses(source: str) -> list[tuple[int, str]]:
 
 def test_rstream_internals_are_used_in_one_module_only() -> None:
     used = {str(path.relative_to(ROOT)): uses
-            for room in ("streams", "processors") for path in sorted((ROOT / room).rglob("*.py"))
+            for room in ("monitor", "streams", "processors") for path in sorted((ROOT / room).rglob("*.py"))
             if path != PRIVATE_MODULE and (uses := private_uses(path.read_text()))}
     assert used == {}
 
@@ -68,8 +74,10 @@ def test_an_rstream_it_was_not_written_for_fails_at_import_with_one_clear_line()
 def test_installed_under_the_nnmon_namespace_only(tmp_path: Path) -> None:
     # From a folder other than the repository's, whose own folders would be importable.
     check = ("import importlib.util, nnmon, nnmon.streams.events.codec, nnmon.processors.cli.app; "
-             "print([importlib.util.find_spec(name) is None for name in ('streams', 'processors')])")
+             "from nnmon import Monitor, SyncMonitor; "
+             "print([importlib.util.find_spec(name) is None "
+             "for name in ('monitor', 'streams', 'processors')])")
     done = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[True, True]"
+    assert done.stdout.strip() == "[True, True, True]"
