@@ -14,6 +14,9 @@ a table, then one JSON object on its last line. Figures:
   e2e run (the join, its CSV and windows); replay_with_drift_rows_per_s: the
   same replay rebuilding drift.csv too (reading the features as well);
 - plot_s_1m: a histogram of 1,000,000 errors, added then drawn to a PNG;
+- client_predictions_per_s: `nnmon.Monitor` in one process logging
+  --client-predictions predictions (features and y_pred each) as fast as
+  it can, from the first call until the broker confirmed the last;
 - rss_mb: the largest resident memory (VmHWM) of any processor;
 - drift_behind_s: how long after the CSV's last row drift had stored its
   offsets at the three streams' ends (it stores them every 2 s: under about
@@ -305,6 +308,34 @@ def onnx_network(path: Path) -> Path:
     return path
 
 
+def client_speed(predictions: int) -> float:
+    """Predictions per second through `nnmon.Monitor`, confirmed."""
+    from nnmon import Monitor
+    from nnmon.processors.core.dataset import diabetes
+
+    data = diabetes()
+    rows = [data.row_features(row) for row in range(len(data.target))]
+    names = StreamNames(f"bench-{uuid.uuid4().hex[:8]}-")
+
+    async def log_all() -> float:
+        async with Monitor(stream_prefix=names.prefix, model_version="bench") as monitor:
+            began = time.perf_counter()
+            for n in range(predictions):
+                await monitor.log_prediction(rows[n % len(rows)], 150.0 + n % 100)
+            await monitor.flush()
+            return predictions / (time.perf_counter() - began)
+
+    async def delete() -> None:
+        async with open_consumer(BrokerSettings.from_environment(), "nnmon-bench") as consumer:
+            for stream in names.all():
+                await consumer.delete_stream(stream, missing_ok=True)
+
+    try:
+        return asyncio.run(log_all())
+    finally:
+        asyncio.run(delete())
+
+
 def plot_time(rows: int) -> float:
     errors = np.abs(np.random.default_rng(0).normal(0, 50, rows))
     began = time.perf_counter()
@@ -321,6 +352,7 @@ def main() -> None:
     parser.add_argument("--latency-rate", type=float, default=1000, help="events/s for the latency run")
     parser.add_argument("--latency-seconds", type=float, default=20, help="length of the latency run")
     parser.add_argument("--plot-rows", type=int, default=1_000_000)
+    parser.add_argument("--client-predictions", type=int, default=200_000)
     parser.add_argument("--no-drift", action="store_true", help="run the pipeline without drift")
     parser.add_argument("--model", default="linear", help="the built-in model: linear or mlp")
     parser.add_argument("--onnx", action="store_true", help="model runs a small ONNX network")
@@ -342,6 +374,7 @@ def main() -> None:
         (p50, p99), (published_p50, published_p99), steady_drift_behind = latency(
             root / "latency", options.latency_rate, options.latency_seconds, processors, model)
         plot_s = plot_time(options.plot_rows)
+        client_per_s = client_speed(options.client_predictions)
     figures = {
         "e2e_events_per_s": round(events_per_s),
         "latency_ms_p50": round(p50, 2),
@@ -349,6 +382,7 @@ def main() -> None:
         "replay_rows_per_s": round(replay_rows_per_s),
         "replay_with_drift_rows_per_s": round(replay_with_drift),
         "plot_s_1m": round(plot_s, 3),
+        "client_predictions_per_s": round(client_per_s),
         "rss_mb": round(pipeline.peak_rss_kb / 1024, 1),
         **({} if drift_behind is None or steady_drift_behind is None else {
             "drift_behind_s": round(drift_behind, 2), "drift_cpu_s": round(pipeline.cpu_s["drift"], 1),

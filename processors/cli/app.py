@@ -497,6 +497,9 @@ def up(
         min=0, help="After this many events bmi and s5 drift (see nnmon features --help).")] = None,
     model_path: Annotated[Path | None, typer.Option(
         envvar="NNMON_MODEL_PATH", help="The model of your own model runs (see nnmon model --help).")] = None,
+    without_model: Annotated[bool, typer.Option(
+        "--no-model", help="Leave out the built-in features and model: only the processors that watch, "
+                           "for a service that logs its own predictions (nnmon.Monitor).")] = False,
 ) -> int:
     """Run all five processors (and the dashboard) together until Ctrl-C (or --count)."""
     from nnmon.processors.cli.supervisor import UpOptions, quality_arguments, run_up
@@ -515,7 +518,7 @@ def up(
         status.append(await run_up(config, stop, UpOptions(
             interval, count, seed, every, timeout, dashboard_port if dashboard else None,
             concept_drift_after, covariate_drift_after, quality_arguments(quality), quality.model,
-            model_path)))
+            model_path, not without_model)))
 
     run_until_stopped(main)
     return status[0]

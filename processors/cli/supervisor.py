@@ -70,6 +70,7 @@ class UpOptions:
     window_arguments: tuple[str, ...] = ()  # metric's and drift's
     model: str = "linear"  # the built-in model
     model_path: Path | None = None  # a model of the user's own, instead of the built-in one
+    demo: bool = True  # features and model run; else a service writes the events (nnmon.Monitor)
 
 
 def quality_arguments(options: QualityOptions) -> tuple[str, ...]:
@@ -102,6 +103,8 @@ async def run_up(config: PipelineConfig, stop: asyncio.Event, options: UpOptions
         "drift": list(options.window_arguments),
         "plot": ["--every", str(options.every)],
     }
+    if not options.demo:
+        del arguments["features"], arguments["model"]
     if options.dashboard_port is not None:
         arguments["dashboard"] = ["--port", str(options.dashboard_port)]
     children = {

@@ -154,3 +154,24 @@ def test_an_unreachable_broker_is_one_clear_error(config: PipelineConfig) -> Non
         SyncMonitor(port=port, stream_prefix=config.names.prefix)
     with pytest.raises(TypeError, match="unknown settings: colour"):
         Monitor(colour="red")
+
+
+def test_up_without_the_model_watches_what_a_service_logs(config: PipelineConfig) -> None:
+    up = subprocess.Popen([NNMON, "up", "--no-model", "--count", "200", "--every", "1", "--timeout", "90"],
+                          env=nnmon_env(config), stderr=subprocess.PIPE, text=True)
+    try:
+        data = diabetes()
+        with SyncMonitor(stream_prefix=config.names.prefix) as monitor:
+            ids = [monitor.log_prediction(data.row_features(n), 150.0) for n in range(200)]
+            for n, event_id in enumerate(ids):
+                monitor.log_truth(event_id, float(data.target[n]))
+        assert up.wait(120) == 0
+    finally:
+        up.kill()
+    log = up.stderr.read() if up.stderr else ""
+    started = next(line for line in log.splitlines() if " started " in line)
+    assert "metric" in started and "drift" in started and "features" not in started and "model" not in started
+    csv = pd.read_csv(config.csv_path, dtype={"id": str})
+    assert sorted(csv["id"]) == sorted(ids)
+    errors = csv.set_index("id").loc[ids, "absolute_error"]
+    np.testing.assert_array_equal(errors, np.abs(data.target[:200] - 150))
