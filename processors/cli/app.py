@@ -109,6 +109,34 @@ QUALITY_OPTIONS = (
 )
 
 
+def _data_file(data: Path | None, target: str | None, id_column: str | None = None,
+               cycle: bool = False) -> Any:
+    """The data file of --data (checked whole), or None for the diabetes set."""
+    if data is None:
+        for name, given in (("--target", target), ("--id-column", id_column), ("--cycle", cycle or None)):
+            if given is not None:
+                raise UsageError(f"{name} needs --data")
+        return None
+    if target is None:
+        raise UsageError("--data needs --target COLUMN: the column of the truths")
+    if cycle and id_column is not None:
+        raise UsageError("--cycle with --id-column would send each id again: every repeat is refused")
+    from nnmon.processors.shell.data_file import load_data
+
+    return load_data(data, target, id_column)
+
+
+DataOption = Annotated[Path | None, typer.Option(
+    envvar="NNMON_DATA", help="Your own data instead of the diabetes set: a CSV or Parquet file, a row per "
+                              "event (features: every column of numbers but the target and id).")]
+TargetOption = Annotated[str | None, typer.Option(envvar="NNMON_TARGET",
+                                                  help="With --data: the column of the truths (y_true).")]
+IdColumnOption = Annotated[str | None, typer.Option(
+    envvar="NNMON_ID_COLUMN", help="With --data: the column of the events' ids (default: new UUIDv7 ids).")]
+CycleOption = Annotated[bool, typer.Option(
+    envvar="NNMON_CYCLE", help="With --data: start over at the file's end (default: once through).")]
+
+
 def _quality_options(common: dict[str, Any]) -> Any:
     from nnmon.processors.shell.quality_setup import QualityOptions
 
@@ -220,13 +248,20 @@ def features(
         envvar="NNMON_COVARIATE_DRIFT_AFTER", min=0,
         help="A demo of drifting inputs: after this many events bmi and s5 each grow by their "
              "standard deviation in the data set, the other features and y_true stay.")] = None,
+    data: DataOption = None,
+    target: TargetOption = None,
+    id_column: IdColumnOption = None,
+    cycle: CycleOption = False,
 ) -> None:
-    """Publish the diabetes rows as features and y_true events."""
+    """Publish the diabetes rows (or your own, --data) as features and y_true events."""
     from nnmon.processors.core.dataset import DemoDrift
     from nnmon.processors.pipeline.features import run_features
 
+    data_file = _data_file(data, target, id_column, cycle)
+    if data_file is not None and covariate_drift_after is not None:
+        raise UsageError("--covariate-drift-after shifts the diabetes set's bmi and s5: not with --data")
     drift = DemoDrift(concept_drift_after, covariate_drift_after)
-    run_until_stopped(lambda stop: run_features(config, stop, interval, count, seed, drift))
+    run_until_stopped(lambda stop: run_features(config, stop, interval, count, seed, drift, data_file, cycle))
 
 
 @app.command()
@@ -241,6 +276,8 @@ def model(
         "--model", envvar="NNMON_MODEL",
         help="The built-in model, fitted on the diabetes set: linear (LinearRegression) or mlp "
              "(a small neural network, scikit-learn's MLPRegressor).")] = "linear",
+    data: DataOption = None,
+    target: TargetOption = None,
 ) -> None:
     """Predict every features event and publish y_pred."""
     from nnmon.processors.core.predictor import BUILTIN_MODELS, builtin_predictor
@@ -249,7 +286,9 @@ def model(
 
     if builtin not in BUILTIN_MODELS:
         raise UsageError(f"--model {builtin}: no such built-in model (there are {', '.join(BUILTIN_MODELS)})")
-    predictor = builtin_predictor(builtin) if model_path is None else load_predictor(model_path)
+    data_file = _data_file(data, target)  # its columns are the features a model of your own takes
+    features = None if data_file is None else data_file.dataset.feature_names
+    predictor = builtin_predictor(builtin) if model_path is None else load_predictor(model_path, features)
     run_until_stopped(lambda stop: run_model(config, stop, predictor))
 
 
@@ -267,14 +306,15 @@ def metric(config: PipelineConfig, limits: JoinLimits, quality: Any) -> None:
 
 @app.command()
 @pipeline_command(*QUALITY_OPTIONS)
-def drift(config: PipelineConfig, quality: Any) -> None:
+def drift(config: PipelineConfig, quality: Any, data: DataOption = None, target: TargetOption = None) -> None:
     """Measure the drift of every feature, y_pred and y_true per window against a
-    reference (drift.csv, the drift and alerts streams)."""
+    reference (drift.csv, the drift and alerts streams); by default the
+    built-in data set, or the --data file features publishes."""
     from nnmon.processors.pipeline.drift import run_drift
     from nnmon.processors.replay.reference import drift_settings
     from nnmon.processors.run.runtime import lower_priority
 
-    settings = asyncio.run(drift_settings(config, quality))
+    settings = asyncio.run(drift_settings(config, quality, _data_file(data, target)))
 
     async def main(stop: asyncio.Event) -> None:
         lower_priority()  # as plot does (see there)
@@ -500,25 +540,41 @@ def up(
     without_model: Annotated[bool, typer.Option(
         "--no-model", help="Leave out the built-in features and model: only the processors that watch, "
                            "for a service that logs its own predictions (nnmon.Monitor).")] = False,
+    data: DataOption = None,
+    target: TargetOption = None,
+    id_column: IdColumnOption = None,
+    cycle: CycleOption = False,
 ) -> int:
     """Run all five processors (and the dashboard) together until Ctrl-C (or --count)."""
     from nnmon.processors.cli.supervisor import UpOptions, quality_arguments, run_up
     from nnmon.processors.replay.reference import drift_settings, quality_settings
 
-    # Bad options stop `up` here, not in model, metric or drift.
+    # Bad options stop `up` here, not in features, model, metric or drift.
+    data_file = _data_file(data, target, id_column, cycle)
+    if data_file is not None and covariate_drift_after is not None:
+        raise UsageError("--covariate-drift-after shifts the diabetes set's bmi and s5: not with --data")
+    data_arguments = () if data is None else (
+        "--data", str(data), "--target", str(target), *(("--id-column", id_column) if id_column else ()))
     if model_path is not None:
         from nnmon.processors.shell.model_file import load_predictor
 
-        load_predictor(model_path)
+        load_predictor(model_path, None if data_file is None else data_file.dataset.feature_names)
+    elif data_file is not None and not without_model:
+        from nnmon.processors.core.dataset import diabetes
+
+        if set(data_file.dataset.feature_names) != set(diabetes().feature_names):
+            names = ", ".join(data_file.dataset.feature_names)
+            raise UsageError(f"--data {data}: its features ({names}) are not the built-in model's: "
+                             "give your model (--model-path), or --no-model")
     asyncio.run(quality_settings(config, quality))
-    asyncio.run(drift_settings(config, quality))
+    asyncio.run(drift_settings(config, quality, data_file))
     status: list[int] = []
 
     async def main(stop: asyncio.Event) -> None:
         status.append(await run_up(config, stop, UpOptions(
             interval, count, seed, every, timeout, dashboard_port if dashboard else None,
             concept_drift_after, covariate_drift_after, quality_arguments(quality), quality.model,
-            model_path, not without_model)))
+            model_path, not without_model, data_arguments, cycle)))
 
     run_until_stopped(main)
     return status[0]

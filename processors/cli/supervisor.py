@@ -71,6 +71,8 @@ class UpOptions:
     model: str = "linear"  # the built-in model
     model_path: Path | None = None  # a model of the user's own, instead of the built-in one
     demo: bool = True  # features and model run; else a service writes the events (nnmon.Monitor)
+    data_arguments: tuple[str, ...] = ()  # features' and drift's: --data FILE --target COLUMN ...
+    cycle: bool = False  # features starts over at the data file's end
 
 
 def quality_arguments(options: QualityOptions) -> tuple[str, ...]:
@@ -85,6 +87,12 @@ def quality_arguments(options: QualityOptions) -> tuple[str, ...]:
     return tuple(arguments)
 
 
+def _data_only(arguments: tuple[str, ...]) -> list[str]:
+    """--data and --target of features' data arguments (drift's reference), not --id-column."""
+    pairs = dict(zip(arguments[::2], arguments[1::2]))
+    return [part for flag in ("--data", "--target") if flag in pairs for part in (flag, pairs[flag])]
+
+
 async def run_up(config: PipelineConfig, stop: asyncio.Event, options: UpOptions) -> int:
     """Start the processors and supervise them; returns the exit status."""
     counter = RowCounter(config.csv_path)
@@ -96,11 +104,13 @@ async def run_up(config: PipelineConfig, stop: asyncio.Event, options: UpOptions
         + ([] if options.concept_drift_after is None else
            ["--concept-drift-after", str(options.concept_drift_after)])
         + ([] if options.covariate_drift_after is None else
-           ["--covariate-drift-after", str(options.covariate_drift_after)]),
+           ["--covariate-drift-after", str(options.covariate_drift_after)])
+        + list(options.data_arguments) + (["--cycle"] if options.cycle else []),
         "model": ["--model", options.model]
-        + ([] if options.model_path is None else ["--model-path", str(options.model_path)]),
+        + ([] if options.model_path is None else ["--model-path", str(options.model_path)])
+        + _data_only(options.data_arguments),
         "metric": list(options.window_arguments),
-        "drift": list(options.window_arguments),
+        "drift": list(options.window_arguments) + _data_only(options.data_arguments),
         "plot": ["--every", str(options.every)],
     }
     if not options.demo:

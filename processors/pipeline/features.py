@@ -1,18 +1,21 @@
 """`features`: publishes the data set's rows as features and y_true events.
 
-Each row gets a fresh UUIDv7 id; its features go to the `features` stream
-and its target to `y_true`, under the same id. Rows are cycled in a seeded
-shuffled order, one every `interval` seconds, or as fast as the broker
-confirms them with an interval of 0.
+Each row gets a fresh UUIDv7 id (or, from a data file, the id of its id
+column); its features go to the `features` stream and its target to
+`y_true`, under the same id. The diabetes rows are cycled in a seeded
+shuffled order; a data file's rows go in the file's order, once or cycling.
+One every `interval` seconds, or as fast as the broker confirms them with an
+interval of 0.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +37,7 @@ from nnmon.processors.core.pace import FULL_SPEED_BATCH, Pace
 from nnmon.processors.run.config import PipelineConfig
 from nnmon.processors.run.rates import RateLog
 from nnmon.processors.shell.counts import CountsFile
+from nnmon.processors.shell.data_file import DataFile
 from nnmon.streams.client.connection import Watch, open_producer
 from nnmon.streams.client.publisher import ConfirmedPublisher, abandon
 from nnmon.streams.client.reconnect import keep_running, sleep_unless_stopped
@@ -56,9 +60,9 @@ class RowMessages:
         self._dataset = dataset
         self._templates: dict[tuple[int, bool, bool], tuple[EventTemplate, EventTemplate]] = {}
 
-    def make(self, rows: list[int], ids: IdGenerator, first: int = 0, drift: DemoDrift = NO_DRIFT,
+    def make(self, rows: list[int], ids: Callable[[int], str], first: int = 0, drift: DemoDrift = NO_DRIFT,
              ) -> tuple[list[RawMessage], list[RawMessage], str]:
-        """Messages for `rows`, each pair under a new id; and the last id.
+        """Messages for `rows`, each pair under the id `ids` gives its row; and the last id.
         The rows are events number `first` on, and drift as `drift` says
         (`dataset.drifted_target`, `dataset.drifted_features`)."""
         now_ms = time.time_ns() // 1_000_000
@@ -67,7 +71,7 @@ class RowMessages:
         for index, row in enumerate(rows, first):
             key = (row, *drift.at(index))
             templates = self._templates.get(key) or self._make_templates(*key)
-            event_id = ids.next_id()
+            event_id = ids(row)
             features.append(templates[0].encode(event_id, now_ms))
             truths.append(templates[1].encode(event_id, now_ms))
         return features, truths, event_id
@@ -91,7 +95,7 @@ class _Publishing:
     the broker stores each once), and the running totals."""
 
     rows: Iterator[int]
-    ids: IdGenerator
+    ids: Callable[[int], str]  # a row's event id
     publisher_name: str
     rate: RateLog
     counts: CountsFile
@@ -103,17 +107,28 @@ class _Publishing:
 
 async def run_features(
     config: PipelineConfig, stop: asyncio.Event, interval: float, count: int | None, seed: int,
-    drift: DemoDrift = NO_DRIFT,
+    drift: DemoDrift = NO_DRIFT, data: DataFile | None = None, cycle: bool = False,
 ) -> int:
     """Publish until `count` events are out or `stop` is set; returns how
-    many. The truths and features drift as `drift` says."""
-    ids = IdGenerator()
+    many. The truths and features drift as `drift` says. With `data`, its
+    rows, in order (once, or again and again with `cycle`), not the diabetes set's."""
+    generator = IdGenerator()
     # Unique per process: several features may publish at once, and the
     # broker deduplicates per publisher name.
-    name = f"{config.names.consumer('features')}-{ids.next_id()}"
-    progress = _Publishing(cycled_rows(len(diabetes().target), seed), ids, name, RateLog(log, "published"),
-                         CountsFile(config.logs_dir, "features"))
-    await keep_running(lambda watch: _publish(config, stop, interval, count, progress, watch, drift),
+    name = f"{config.names.consumer('features')}-{generator.next_id()}"
+    dataset = diabetes() if data is None else data.dataset
+    rows: Iterator[int]
+    if data is None:
+        rows = cycled_rows(len(dataset.target), seed)
+    else:
+        rows = itertools.cycle(range(len(dataset.target))) if cycle else iter(range(len(dataset.target)))
+        if not cycle:
+            count = len(dataset.target) if count is None else min(count, len(dataset.target))
+    file_ids = None if data is None else data.ids
+    ids: Callable[[int], str] = (lambda _: generator.next_id()) if file_ids is None else file_ids.__getitem__
+    counts = CountsFile(config.logs_dir, "features")
+    progress = _Publishing(rows, ids, name, RateLog(log, "published"), counts)
+    await keep_running(lambda watch: _publish(config, stop, interval, count, progress, watch, drift, dataset),
                        stop, log)
     progress.counts.update({"processed": progress.sent}, force=True)
     log.info("stopped after publishing %d events", progress.sent)
@@ -122,9 +137,9 @@ async def run_features(
 
 async def _publish(
     config: PipelineConfig, stop: asyncio.Event, interval: float, count: int | None,
-    progress: _Publishing, watch: Watch, drift: DemoDrift,
+    progress: _Publishing, watch: Watch, drift: DemoDrift, dataset: Dataset,
 ) -> None:
-    messages = RowMessages(diabetes())
+    messages = RowMessages(dataset)
     names = config.names
     pace = Pace(interval)
     async with open_producer(config.broker, config.connection_name("features"), watch) as producer:

@@ -14,11 +14,13 @@ from nnmon.processors.core.quality import Quality
 from nnmon.processors.core.reference import Reference
 from nnmon.processors.run.config import PipelineConfig
 from nnmon.processors.run.runtime import UsageError
+from nnmon.processors.shell.data_file import DataFile
 from nnmon.processors.shell.drift_log import SOURCES, DriftSettings
 from nnmon.processors.shell.drift_runner import DriftReading
 from nnmon.processors.shell.drift_setup import (
     builtin_drift_reference,
     builtin_features,
+    data_drift_reference,
     drift_settings_with,
     file_drift_reference,
     reference_of,
@@ -67,17 +69,22 @@ async def history_reference(config: PipelineConfig, options: QualityOptions) -> 
     return Reference.of_windows(f"the history of {where}", [w.value for w in closed], timed=True)
 
 
-async def drift_settings(config: PipelineConfig, options: QualityOptions) -> DriftSettings:
+async def drift_settings(config: PipelineConfig, options: QualityOptions,
+                         data: DataFile | None = None) -> DriftSettings:
     """Drift's settings, with a reference from wherever it was asked for:
-    the built-in data set, a file, or a range of history."""
+    a file, a range of history, the data file features publishes (`data`),
+    or the built-in data set."""
     options.check()
     rules = load_rules(options.rules_file)  # before the reference: a bad file fails fast
     # The built-in reference (cached) names its features itself: no data set
     # to load, which takes importing scikit-learn (2 s of CPU at each start).
+    features = builtin_features if data is None else lambda: data.dataset.feature_names
     if options.reference_file is not None:
-        reference = file_drift_reference(options.reference_file, builtin_features())
+        reference = file_drift_reference(options.reference_file, features())
     elif options.reference_from is not None:
-        reference = await history_drift_reference(config, options, builtin_features())
+        reference = await history_drift_reference(config, options, features())
+    elif data is not None:
+        reference = data_drift_reference(data)
     else:
         reference = builtin_drift_reference(config.checkpoint_path("builtin-drift-reference"), options.model)
     return drift_settings_with(options, rules, reference)

@@ -17,6 +17,7 @@ from nnmon.processors.core.drift import DriftReference
 from nnmon.processors.core.predictor import builtin_predictor
 from nnmon.processors.core.rules import Alerts, Rule, RulesError, default_rules, unwatched
 from nnmon.processors.run.runtime import UsageError
+from nnmon.processors.shell.data_file import DataFile
 from nnmon.processors.shell.drift_log import ALERTS_PER_WINDOW, DriftSettings
 from nnmon.processors.shell.quality_setup import QualityOptions, cached, read_table
 
@@ -70,6 +71,14 @@ def file_drift_reference(path: Path, features: tuple[str, ...]) -> DriftReferenc
                              f"({frame[name].iloc[bad[0]]!r})")
         values[name] = column
     return reference_of(f"the file {path}", values, features)
+
+
+def data_drift_reference(data: DataFile) -> DriftReference:
+    """The rows of a data file (`features --data`): its features, and its target as y_true."""
+    dataset = data.dataset
+    values = {name: dataset.features[:, j] for j, name in enumerate(dataset.feature_names)}
+    return reference_of(f"the data file {data.path}", values | {"y_true": dataset.target},
+                        dataset.feature_names)
 
 
 def reference_of(source: str, values: dict[str, np.ndarray], features: tuple[str, ...],

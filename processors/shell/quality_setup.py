@@ -118,8 +118,8 @@ def builtin_reference(cache: Path | None = None, model: str = "linear") -> Refer
     return cached(cache, make, load, model)
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """A reference file's table: CSV, or Parquet by its .parquet / .pq suffix."""
+def read_table(path: Path, option: str = "--reference-file") -> pd.DataFrame:
+    """The table of a file given as `option`: CSV, or Parquet by its .parquet / .pq suffix."""
     import pandas as pd
 
     try:
@@ -127,7 +127,7 @@ def read_table(path: Path) -> pd.DataFrame:
             return pd.read_parquet(path)
         return pd.read_csv(path)
     except (OSError, ValueError, ImportError) as error:
-        raise UsageError(f"cannot read --reference-file {path}: {error}") from None
+        raise UsageError(f"cannot read {option} {path}: {error}") from None
 
 
 def file_reference(path: Path) -> Reference:

@@ -11,7 +11,8 @@ from nnmon.streams.events.ids import IdGenerator
 def test_each_row_gives_its_features_and_target_under_one_new_id() -> None:
     data = diabetes()
     rows = [3, 3, 7, 441, 0]
-    features, truths, last_id = RowMessages(data).make(rows, IdGenerator())
+    generator = IdGenerator()
+    features, truths, last_id = RowMessages(data).make(rows, lambda _: generator.next_id())
     events = [(codec.decode(bytes(f)), codec.decode(bytes(t))) for f, t in zip(features, truths)]
     assert [f.row for f, _ in events] == rows
     for (feature, truth), row in zip(events, rows):
