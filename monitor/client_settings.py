@@ -43,12 +43,13 @@ def _password(password: str | None, password_file: str | Path | None) -> str:
     if password is not None:
         return password
     file = password_file if password_file is not None else os.environ.get("NNMON_PASSWORD_FILE")
-    if file:
+    if file:  # its first line, as the CLI reads it
         try:
-            return Path(file).read_text().rstrip("\n")
+            lines = Path(file).read_text().splitlines()
         except OSError as error:
             raise ValueError(f"cannot read the password file {file} ({error.strerror})") from None
-    return os.environ.get("NNMON_PASSWORD", BrokerSettings.password)
+        return lines[0] if lines else ""
+    return _given(None, "NNMON_PASSWORD", BrokerSettings.password, str)
 
 
 def resolve(host: str | None = None, port: int | None = None, user: str | None = None,
@@ -66,7 +67,8 @@ def resolve(host: str | None = None, port: int | None = None, user: str | None =
         user=_given(user, "NNMON_USER", BrokerSettings.user, str),
         password=_password(password, password_file),
         vhost=_given(vhost, "NNMON_VHOST", BrokerSettings.vhost, str),
-        tls=_given(tls, "NNMON_TLS", False, _flag) or ca_file is not None,
+        # A CA file means TLS, as on the CLI (--tls-ca-file), unless tls=False is said outright.
+        tls=_given(tls, "NNMON_TLS", False, _flag) or (tls is None and ca_file is not None),
         tls_ca_file=ca_file,
         load_balancer=_given(load_balancer, "NNMON_LOAD_BALANCER", False, _flag),
         dead_after_s=_given(dead_after_s, "NNMON_DEAD_AFTER", BrokerSettings.dead_after_s, float),

@@ -50,6 +50,7 @@ log = logging.getLogger("nnmon.monitor")
 
 IN_FLIGHT = 4  # batches awaiting their confirms at once
 CLOSE_TIMEOUT_S = 30.0
+STOP_GRACE_S = 5.0  # for the sender to disconnect once all is confirmed
 
 
 class BufferFull(Exception):
@@ -96,6 +97,8 @@ class Monitor:
         later losses of the broker are waited out and sent again."""
         if self._sender is None:
             self._sender = asyncio.create_task(keep_running(self._send_all, self._closing, log))
+            # Whoever waits for room or for confirms learns that the sender ended.
+            self._sender.add_done_callback(lambda _: asyncio.ensure_future(self._notify()))
         connected = asyncio.create_task(self._connected.wait())
         await asyncio.wait({connected, self._sender}, return_when=asyncio.FIRST_COMPLETED)
         connected.cancel()
@@ -110,15 +113,27 @@ class Monitor:
         """Send what is buffered, wait for the broker's confirms, disconnect.
         TimeoutError if the broker has not confirmed it all in `timeout_s`
         (what it did not confirm then is not known to be stored)."""
-        if self._sender is None:
+        sender = self._sender
+        if sender is None:
             return
         self._work.set()
         try:
-            await asyncio.wait_for(asyncio.shield(self._drained()), timeout_s)
+            await asyncio.wait_for(self._drained(), timeout_s)
         finally:
+            # Nothing is logged after this (log_* refuses), and nothing is
+            # pending: the sender returns, unless it is stuck with a broker
+            # that is gone, in which case it is given up on.
             self._closing.set()
             self._work.set()
-            await asyncio.gather(self._sender, return_exceptions=True)
+            try:
+                await asyncio.wait_for(asyncio.shield(sender), STOP_GRACE_S)
+            except TimeoutError:
+                sender.cancel()
+            except Exception:  # its error: reported by _drained, or moot once all is confirmed
+                pass
+            await asyncio.gather(sender, return_exceptions=True)
+        if self._buffered:
+            raise RuntimeError(f"{self._buffered} events logged were not confirmed by the broker")
 
     async def __aenter__(self) -> Monitor:
         return await self.start()
@@ -185,6 +200,10 @@ class Monitor:
         # The sender runs when the caller next waits: what it logged until
         # then goes in one batch.
         self._work.set()
+
+    async def _notify(self) -> None:
+        async with self._room:
+            self._room.notify_all()
 
     async def _drained(self) -> None:
         async with self._room:

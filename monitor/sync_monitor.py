@@ -6,6 +6,7 @@ the caller, as `block=True` says, or raises `BufferFull`)."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Coroutine, Mapping
 from types import TracebackType
@@ -23,6 +24,9 @@ class SyncMonitor:
     def __init__(self, **options: Any) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="nnmon-monitor", daemon=True)
+        self._calls: set[concurrent.futures.Future[Any]] = set()
+        self._lock = threading.Lock()
+        self._closed = False
         self._thread.start()
         try:
             self.monitor: Monitor = self._call(self._started(options))
@@ -45,11 +49,14 @@ class SyncMonitor:
         self._call(self.monitor.flush())
 
     def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
-        if not self._thread.is_alive():
-            return
+        with self._lock:
+            if self._closed:
+                return
         try:
             self._call(self.monitor.close(timeout_s))
         finally:
+            with self._lock:
+                self._closed = True
             self._stop_loop()
 
     def __enter__(self) -> SyncMonitor:
@@ -60,9 +67,22 @@ class SyncMonitor:
         self.close()
 
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+        with self._lock:
+            if self._closed:
+                coroutine.close()
+                raise RuntimeError("the monitor is closed")
+            call = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+            self._calls.add(call)
+        try:
+            return call.result()
+        finally:
+            with self._lock:
+                self._calls.discard(call)
 
     def _stop_loop(self) -> None:
+        with self._lock:
+            for call in self._calls:  # another thread's call, caught by the close: it fails, not hangs
+                call.cancel()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()

@@ -278,6 +278,7 @@ def model(
              "(a small neural network, scikit-learn's MLPRegressor).")] = "linear",
     data: DataOption = None,
     target: TargetOption = None,
+    id_column: IdColumnOption = None,
 ) -> None:
     """Predict every features event and publish y_pred."""
     from nnmon.processors.core.predictor import BUILTIN_MODELS, builtin_predictor
@@ -286,7 +287,7 @@ def model(
 
     if builtin not in BUILTIN_MODELS:
         raise UsageError(f"--model {builtin}: no such built-in model (there are {', '.join(BUILTIN_MODELS)})")
-    data_file = _data_file(data, target)  # its columns are the features a model of your own takes
+    data_file = _data_file(data, target, id_column)  # its columns are the features a model of your own takes
     features = None if data_file is None else data_file.dataset.feature_names
     predictor = builtin_predictor(builtin) if model_path is None else load_predictor(model_path, features)
     run_until_stopped(lambda stop: run_model(config, stop, predictor))
@@ -306,7 +307,8 @@ def metric(config: PipelineConfig, limits: JoinLimits, quality: Any) -> None:
 
 @app.command()
 @pipeline_command(*QUALITY_OPTIONS)
-def drift(config: PipelineConfig, quality: Any, data: DataOption = None, target: TargetOption = None) -> None:
+def drift(config: PipelineConfig, quality: Any, data: DataOption = None, target: TargetOption = None,
+          id_column: IdColumnOption = None) -> None:
     """Measure the drift of every feature, y_pred and y_true per window against a
     reference (drift.csv, the drift and alerts streams); by default the
     built-in data set, or the --data file features publishes."""
@@ -314,7 +316,7 @@ def drift(config: PipelineConfig, quality: Any, data: DataOption = None, target:
     from nnmon.processors.replay.reference import drift_settings
     from nnmon.processors.run.runtime import lower_priority
 
-    settings = asyncio.run(drift_settings(config, quality, _data_file(data, target)))
+    settings = asyncio.run(drift_settings(config, quality, _data_file(data, target, id_column)))
 
     async def main(stop: asyncio.Event) -> None:
         lower_priority()  # as plot does (see there)
@@ -551,6 +553,16 @@ def up(
 
     # Bad options stop `up` here, not in features, model, metric or drift.
     data_file = _data_file(data, target, id_column, cycle)
+    if without_model:
+        given = {"--model-path": model_path, "--cycle": cycle or None,
+                 "--concept-drift-after": concept_drift_after,
+                 "--covariate-drift-after": covariate_drift_after}
+        for name, value in given.items():
+            if value is not None:
+                raise UsageError(f"{name} is for the built-in features and model: --no-model leaves them out")
+    if data_file is not None and not cycle and count is not None and count > len(data_file.dataset.target):
+        raise UsageError(f"--count {count}: --data {data} has {len(data_file.dataset.target)} rows "
+                         "(--cycle to go through it again)")
     if data_file is not None and covariate_drift_after is not None:
         raise UsageError("--covariate-drift-after shifts the diabetes set's bmi and s5: not with --data")
     data_arguments = () if data is None else (

@@ -71,7 +71,7 @@ class UpOptions:
     model: str = "linear"  # the built-in model
     model_path: Path | None = None  # a model of the user's own, instead of the built-in one
     demo: bool = True  # features and model run; else a service writes the events (nnmon.Monitor)
-    data_arguments: tuple[str, ...] = ()  # features' and drift's: --data FILE --target COLUMN ...
+    data_arguments: tuple[str, ...] = ()  # features', model's and drift's: --data FILE --target COLUMN ...
     cycle: bool = False  # features starts over at the data file's end
 
 
@@ -85,12 +85,6 @@ def quality_arguments(options: QualityOptions) -> tuple[str, ...]:
         if value is not None:
             arguments += [flag, str(value)]
     return tuple(arguments)
-
-
-def _data_only(arguments: tuple[str, ...]) -> list[str]:
-    """--data and --target of features' data arguments (drift's reference), not --id-column."""
-    pairs = dict(zip(arguments[::2], arguments[1::2]))
-    return [part for flag in ("--data", "--target") if flag in pairs for part in (flag, pairs[flag])]
 
 
 async def run_up(config: PipelineConfig, stop: asyncio.Event, options: UpOptions) -> int:
@@ -108,9 +102,9 @@ async def run_up(config: PipelineConfig, stop: asyncio.Event, options: UpOptions
         + list(options.data_arguments) + (["--cycle"] if options.cycle else []),
         "model": ["--model", options.model]
         + ([] if options.model_path is None else ["--model-path", str(options.model_path)])
-        + _data_only(options.data_arguments),
+        + list(options.data_arguments),
         "metric": list(options.window_arguments),
-        "drift": list(options.window_arguments) + _data_only(options.data_arguments),
+        "drift": list(options.window_arguments) + list(options.data_arguments),
         "plot": ["--every", str(options.every)],
     }
     if not options.demo:

@@ -50,6 +50,9 @@ log = logging.getLogger("nnmon.features")
 
 # Batches awaiting the broker's confirms at once.
 IN_FLIGHT = 4
+# Templates pay off for rows sent again and again (the data set's 442); a
+# large data file sent once would only fill memory with them.
+MAX_TEMPLATES = 10_000
 
 
 class RowMessages:
@@ -81,6 +84,8 @@ class RowMessages:
         data = self._dataset
         target = float(data.target[row])
         values = drifted_features(data, row) if covariate else data.row_features(row)
+        if len(self._templates) >= MAX_TEMPLATES:
+            self._templates.clear()
         templates = self._templates[row, concept, covariate] = (
             EventTemplate(codec.FeaturesEvent("", row, values, 0)),
             EventTemplate(codec.TruthEvent("", drifted_target(target) if concept else target, 0)),

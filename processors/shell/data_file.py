@@ -35,7 +35,9 @@ def load_data(path: Path, target: str, id_column: str | None = None) -> DataFile
     where = f"--data {path}"
     if path.is_file() and path.stat().st_size == 0:
         raise UsageError(f"{where} is empty")
-    frame = read_table(path, "--data")
+    # A CSV as text: an id stays as written ("007", not 7), an empty cell is
+    # no number (and said so), and row numbers are the file's lines.
+    frame = read_table(path, "--data", text=True)
     if not len(frame):
         raise UsageError(f"{where} has no rows")
     columns = [str(name) for name in frame.columns]
@@ -62,6 +64,9 @@ def load_data(path: Path, target: str, id_column: str | None = None) -> DataFile
     matrix = np.column_stack([numbers(name) for name in features])
     ids = None
     if id_column is not None:
+        if frame[id_column].isna().any():  # (a Parquet file's missing value)
+            place = int(np.flatnonzero(frame[id_column].isna().to_numpy())[0])
+            raise UsageError(f"{where}: row {place + first_row} has no id in {id_column}")
         ids = tuple(str(value) for value in frame[id_column])
         for place, event_id in enumerate(ids):
             if not ID_PATTERN.fullmatch(event_id):

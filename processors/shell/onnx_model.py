@@ -37,7 +37,10 @@ class OnnxRegressor:
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         (predicted,) = self._session.run([self._output], self._feeds(matrix))
-        return np.asarray(predicted, dtype=np.float64).reshape(len(matrix))
+        values = np.asarray(predicted, dtype=np.float64)
+        if values.size != len(matrix):
+            raise ValueError(f"the model gives {values.size // max(len(matrix), 1)} values a row, not 1")
+        return values.reshape(len(matrix))
 
 
 def load_onnx(path: Path, features: tuple[str, ...]) -> OnnxRegressor:
@@ -59,12 +62,10 @@ def load_onnx(path: Path, features: tuple[str, ...]) -> OnnxRegressor:
     regressor = OnnxRegressor(session, _feeds(path, session.get_inputs(), features),
                               _output(path, session.get_outputs()))
     try:
-        tried = regressor.predict(np.zeros((1, len(features))))
+        regressor.predict(np.zeros((2, len(features))))  # two rows: a batch, as model sends them
     except Exception as error:
-        raise UsageError(f"--model-path {path}: the model fails on a row of the features "
+        raise UsageError(f"--model-path {path}: the model fails on rows of the features "
                          f"({_first_line(error)})") from None
-    if tried.shape != (1,):
-        raise UsageError(f"--model-path {path}: the model gives {tried.size} values a row, not 1")
     return regressor
 
 
@@ -73,6 +74,10 @@ def _feeds(path: Path, inputs: list[Any], features: tuple[str, ...]) -> Feeds:
         if tensor.type not in _DTYPES:
             raise UsageError(f"--model-path {path}: input {tensor.name} is a {tensor.type}; "
                              f"nnmon feeds float or double tensors")
+        if tensor.shape and isinstance(tensor.shape[0], int):
+            raise UsageError(f"--model-path {path}: input {tensor.name} takes exactly {tensor.shape[0]} "
+                             "row(s) at a time: export the model with a dynamic first (batch) axis "
+                             "(torch.onnx.export's dynamic_axes, for one)")
     if len(inputs) == 1 and len(inputs[0].shape) == 2:
         (tensor,) = inputs
         width = tensor.shape[1]

@@ -118,13 +118,17 @@ def builtin_reference(cache: Path | None = None, model: str = "linear") -> Refer
     return cached(cache, make, load, model)
 
 
-def read_table(path: Path, option: str = "--reference-file") -> pd.DataFrame:
-    """The table of a file given as `option`: CSV, or Parquet by its .parquet / .pq suffix."""
+def read_table(path: Path, option: str = "--reference-file", text: bool = False) -> pd.DataFrame:
+    """The table of a file given as `option`: CSV, or Parquet by its .parquet / .pq suffix.
+    With `text`, a CSV's cells as they are written (no type guessed, no cell
+    taken for missing, no line skipped): its rows are the file's lines."""
     import pandas as pd
 
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(path)
+        if text:
+            return pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
         return pd.read_csv(path)
     except (OSError, ValueError, ImportError) as error:
         raise UsageError(f"cannot read {option} {path}: {error}") from None

@@ -175,3 +175,24 @@ def test_up_without_the_model_watches_what_a_service_logs(config: PipelineConfig
     assert sorted(csv["id"]) == sorted(ids)
     errors = csv.set_index("id").loc[ids, "absolute_error"]
     np.testing.assert_array_equal(errors, np.abs(data.target[:200] - 150))
+
+
+def test_a_sender_that_fails_fails_the_callers_instead_of_hanging(config: PipelineConfig) -> None:
+    row = diabetes().row_features(3)
+
+    def broken() -> None:
+        raise ValueError("a fault in the sender")
+
+    async def scenario() -> None:
+        monitor = await Monitor(stream_prefix=config.names.prefix).start()
+        monitor._take = broken  # type: ignore[method-assign]  # the fault, injected
+        await monitor.log_prediction(row, 1.0)
+        with pytest.raises(RuntimeError, match="2 events were not confirmed") as failed:
+            await asyncio.wait_for(monitor.flush(), 20)  # a hang fails the wait_for instead
+        assert "a fault in the sender" in repr(failed.value.__cause__)
+        with pytest.raises(RuntimeError, match="the monitor is closed"):
+            await monitor.log_prediction(row, 2.0)
+        with pytest.raises(RuntimeError, match="were not confirmed"):
+            await asyncio.wait_for(monitor.close(), 20)
+
+    asyncio.run(scenario())

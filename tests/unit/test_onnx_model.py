@@ -92,6 +92,13 @@ def test_models_that_do_not_fit_the_events_are_refused_with_the_reason(tmp_path:
     with pytest.raises(UsageError, match="no input for s6; inputs height are no feature"):
         load_predictor(named)
 
+    fixed = tmp_path / "fixed.onnx"
+    one_row = [("input", FloatTensorType([1, 10]))]  # as torch.onnx.export without dynamic_axes
+    exported = convert_sklearn(network(tmp_path / "any.onnx"), initial_types=one_row)
+    fixed.write_bytes(exported.SerializeToString())
+    with pytest.raises(UsageError, match="takes exactly 1 row"):
+        load_predictor(fixed)
+
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"not a model at all")
     with pytest.raises(UsageError, match="not an ONNX model onnxruntime can run"):
