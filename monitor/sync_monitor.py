@@ -25,7 +25,7 @@ class SyncMonitor:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="nnmon-monitor", daemon=True)
         self._calls: set[concurrent.futures.Future[Any]] = set()
-        self._lock = threading.Lock()
+        self._guard = threading.Lock()
         self._closed = False
         self._thread.start()
         try:
@@ -49,13 +49,13 @@ class SyncMonitor:
         self._call(self.monitor.flush())
 
     def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
-        with self._lock:
+        with self._guard:
             if self._closed:
                 return
         try:
             self._call(self.monitor.close(timeout_s))
         finally:
-            with self._lock:
+            with self._guard:
                 self._closed = True
             self._stop_loop()
 
@@ -67,7 +67,7 @@ class SyncMonitor:
         self.close()
 
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        with self._lock:
+        with self._guard:
             if self._closed:
                 coroutine.close()
                 raise RuntimeError("the monitor is closed")
@@ -76,11 +76,11 @@ class SyncMonitor:
         try:
             return call.result()
         finally:
-            with self._lock:
+            with self._guard:
                 self._calls.discard(call)
 
     def _stop_loop(self) -> None:
-        with self._lock:
+        with self._guard:
             for call in self._calls:  # another thread's call, caught by the close: it fails, not hangs
                 call.cancel()
         self._loop.call_soon_threadsafe(self._loop.stop)
