@@ -110,7 +110,7 @@ QUALITY_OPTIONS = (
 
 
 def _data_file(data: Path | None, target: str | None, id_column: str | None = None,
-               cycle: bool = False) -> Any:
+               cycle: bool = False, covariate_drift_after: int | None = None) -> Any:
     """The data file of --data (checked whole), or None for the diabetes set."""
     if data is None:
         for name, given in (("--target", target), ("--id-column", id_column), ("--cycle", cycle or None)):
@@ -121,6 +121,8 @@ def _data_file(data: Path | None, target: str | None, id_column: str | None = No
         raise UsageError("--data needs --target COLUMN: the column of the truths")
     if cycle and id_column is not None:
         raise UsageError("--cycle with --id-column would send each id again: every repeat is refused")
+    if covariate_drift_after is not None:
+        raise UsageError("--covariate-drift-after shifts the diabetes set's bmi and s5: not with --data")
     from nnmon.processors.shell.data_file import load_data
 
     return load_data(data, target, id_column)
@@ -257,9 +259,7 @@ def features(
     from nnmon.processors.core.dataset import DemoDrift
     from nnmon.processors.pipeline.features import run_features
 
-    data_file = _data_file(data, target, id_column, cycle)
-    if data_file is not None and covariate_drift_after is not None:
-        raise UsageError("--covariate-drift-after shifts the diabetes set's bmi and s5: not with --data")
+    data_file = _data_file(data, target, id_column, cycle, covariate_drift_after)
     drift = DemoDrift(concept_drift_after, covariate_drift_after)
     run_until_stopped(lambda stop: run_features(config, stop, interval, count, seed, drift, data_file, cycle))
 
@@ -552,7 +552,7 @@ def up(
     from nnmon.processors.replay.reference import drift_settings, quality_settings
 
     # Bad options stop `up` here, not in features, model, metric or drift.
-    data_file = _data_file(data, target, id_column, cycle)
+    data_file = _data_file(data, target, id_column, cycle, covariate_drift_after)
     if without_model:
         given = {"--model-path": model_path, "--cycle": cycle or None,
                  "--concept-drift-after": concept_drift_after,
@@ -563,8 +563,6 @@ def up(
     if data_file is not None and not cycle and count is not None and count > len(data_file.dataset.target):
         raise UsageError(f"--count {count}: --data {data} has {len(data_file.dataset.target)} rows "
                          "(--cycle to go through it again)")
-    if data_file is not None and covariate_drift_after is not None:
-        raise UsageError("--covariate-drift-after shifts the diabetes set's bmi and s5: not with --data")
     data_arguments = () if data is None else (
         "--data", str(data), "--target", str(target), *(("--id-column", id_column) if id_column else ()))
     if model_path is not None:
