@@ -20,6 +20,7 @@ from rstream import ConsumerOffsetSpecification, OffsetType
 from nnmon.processors.run.config import PipelineConfig
 from nnmon.processors.watch.csv_tail import RowCounter
 from nnmon.streams.client.connection import open_consumer
+from nnmon.streams.client.management import default_url
 from nnmon.streams.events import codec
 from nnmon.streams.settings import BrokerSettings
 
@@ -104,6 +105,16 @@ async def wait_until(condition: Callable[[], bool], timeout: float = 30, what: s
 
 
 NNMON = str(Path(sys.executable).with_name("nnmon"))
+
+# The test broker's other doors: scripts/broker's by default; another broker
+# (say RabbitMQ 4 on other ports) through the CLI's own variables, and
+# NNMON_TEST_AMQP_PORT for AMQP 0-9-1, which nnmon itself never speaks.
+AMQP_PORT = int(os.environ.get("NNMON_TEST_AMQP_PORT", "5672"))
+DATA_DIR = Path(os.environ.get("NNMON_BROKER_DATA_DIR", "/var/lib/rabbitmq/mnesia"))
+
+
+def management_url(broker: BrokerSettings) -> str:
+    return os.environ.get("NNMON_MANAGEMENT_URL") or default_url(broker)
 
 
 def nnmon_env(config: PipelineConfig) -> dict[str, str]:

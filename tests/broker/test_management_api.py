@@ -11,12 +11,11 @@ from base64 import b64encode
 from typing import Any
 
 from nnmon.processors.run.config import PipelineConfig
-from nnmon.streams.client.management import default_url
-from tests.streamtools import NNMON, nnmon_env, wait_until
+from tests.streamtools import NNMON, management_url, nnmon_env, wait_until
 
 
 def api(config: PipelineConfig, path: str) -> Any:
-    request = urllib.request.Request(default_url(config.broker) + path)
+    request = urllib.request.Request(management_url(config.broker) + path)
     token = b64encode(f"{config.broker.user}:{config.broker.password}".encode()).decode()
     request.add_header("Authorization", f"Basic {token}")
     with urllib.request.urlopen(request, timeout=10) as response:

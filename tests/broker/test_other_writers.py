@@ -25,10 +25,7 @@ from nnmon.processors.watch.csv_tail import RowCounter
 from nnmon.streams.client.connection import open_consumer, open_producer
 from nnmon.streams.client.publisher import ConfirmedPublisher
 from nnmon.streams.events import codec
-from tests.streamtools import read_stream, start, wait_for_stream, wait_until
-
-AMQP_PORT = 5672
-
+from tests.streamtools import AMQP_PORT, read_stream, start, wait_for_stream, wait_until
 
 Outgoing = tuple[str, pika.BasicProperties, bytes]  # stream, properties, body
 

@@ -8,15 +8,12 @@ import os
 import subprocess
 import time
 from datetime import datetime
-from pathlib import Path
 
 import pandas as pd
 
 from nnmon.processors.run.config import PipelineConfig
 from nnmon.streams.events.ids import id_time_ms
-from tests.streamtools import NNMON, free_port, nnmon_env, read_stream, run_nnmon
-
-DATA_DIR = Path("/var/lib/rabbitmq/mnesia")
+from tests.streamtools import DATA_DIR, NNMON, free_port, nnmon_env, read_stream, run_nnmon
 
 
 def status_json(config: PipelineConfig, *options: str) -> tuple[subprocess.CompletedProcess[str], dict]:  # type: ignore[type-arg]

@@ -11,14 +11,14 @@ from typing import Any
 
 from nnmon.processors.pipeline.features import run_features
 from nnmon.processors.run.config import PipelineConfig
-
-MANAGEMENT = "http://127.0.0.1:15672/api"
+from tests.streamtools import management_url
 
 
 def management(path: str, config: PipelineConfig) -> Any:
     credentials = f"{config.broker.user}:{config.broker.password}".encode()
     request = urllib.request.Request(
-        MANAGEMENT + path, headers={"Authorization": "Basic " + base64.b64encode(credentials).decode()}
+        management_url(config.broker) + "/api" + path,
+        headers={"Authorization": "Basic " + base64.b64encode(credentials).decode()}
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)
