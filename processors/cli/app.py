@@ -281,12 +281,12 @@ def model(
     id_column: IdColumnOption = None,
 ) -> None:
     """Predict every features event and publish y_pred."""
-    from nnmon.processors.core.predictor import BUILTIN_MODELS, builtin_predictor
+    from nnmon.processors.core.predictor import builtin_predictor
     from nnmon.processors.pipeline.model import run_model
     from nnmon.processors.shell.model_file import load_predictor
+    from nnmon.processors.shell.quality_setup import check_builtin_model
 
-    if builtin not in BUILTIN_MODELS:
-        raise UsageError(f"--model {builtin}: no such built-in model (there are {', '.join(BUILTIN_MODELS)})")
+    check_builtin_model(builtin)
     data_file = _data_file(data, target, id_column)  # its columns are the features a model of your own takes
     features = None if data_file is None else data_file.dataset.feature_names
     predictor = builtin_predictor(builtin) if model_path is None else load_predictor(model_path, features)

@@ -43,9 +43,7 @@ class QualityOptions:
     model: str = "linear"  # the built-in model whose quality on its data set is the default reference
 
     def check(self) -> None:
-        if self.model not in BUILTIN_MODELS:
-            raise UsageError(f"--model {self.model}: no such built-in model (there are "
-                             f"{', '.join(BUILTIN_MODELS)})")
+        check_builtin_model(self.model)
         if not self.window_s > 0:
             raise UsageError(f"--window must be a positive number of seconds, not {self.window_s:g}")
         if not self.lateness_s >= 0:
@@ -54,6 +52,12 @@ class QualityOptions:
             raise UsageError("give --reference-file or --reference-from, not both")
         if self.reference_to is not None and self.reference_from is None:
             raise UsageError("--reference-to needs --reference-from")
+
+
+def check_builtin_model(model: str) -> None:
+    """`--model`, as `model`, metric, drift and up take it: a built-in model's name."""
+    if model not in BUILTIN_MODELS:
+        raise UsageError(f"--model {model}: no such built-in model (there are {', '.join(BUILTIN_MODELS)})")
 
 
 def load_rules(path: Path | None) -> list[Rule]:

@@ -59,11 +59,6 @@ class DriftStatus(Summary):
         recent = (self.summary.get("recent") or {}).get(source) or []
         return recent[-1] if recent else None
 
-    def threshold(self, figure: str) -> float | None:
-        """The threshold the first rule on `figure` fires at (drawn on the dashboard)."""
-        return next((rule["threshold"] for rule in self.summary.get("rules", [])
-                     if rule.get("figure") == figure), None)
-
 
 def _read(path: Path) -> dict[str, Any] | None:
     try:
